@@ -1,0 +1,30 @@
+# Two commands: `make run` serves taskstream on this machine, `make test` runs every check.
+# Each creates .venv and installs what it needs, so a fresh clone needs only Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	# Swagger UI 5 static files only (see services/gateway/openapi.py): no FastAPI is installed.
+	$(BIN)/pip install --quiet --no-deps 'fastapi-swagger==0.4.64'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/taskstream dev $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check domain projections infra services scripts tests
+	$(BIN)/mypy --strict domain
+	$(BIN)/python -m pytest -q -m 'not slow' $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench/create_tasks.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

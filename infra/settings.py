@@ -1,0 +1,81 @@
+"""Every setting of every process, read from `TASKSTREAM_*` environment variables in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+PREFIX = "TASKSTREAM_"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Typed settings; each field is the lower-case name of `TASKSTREAM_<NAME>`."""
+
+    # PostgreSQL DSN. Unset: `taskstream dev` starts an embedded server in `data_dir`.
+    database_url: str | None = None
+    # Where `taskstream dev` keeps the embedded database and credentials.json.
+    data_dir: str = ".taskstream"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # HS256 secret for `Authorization: Bearer <JWT>`; JWTs are refused while unset.
+    jwt_secret: str | None = None
+    jwt_audience: str = "taskstream"
+    jwt_issuer: str | None = None
+    # Operators opt in to `command` actions; the API refuses them with 422 otherwise.
+    allow_commands: bool = False
+    # Largest request body the gateway reads, in bytes.
+    max_body_bytes: int = 64 * 1024
+    # Connections in each process's asyncpg pool.
+    db_pool_size: int = 10
+    # Seconds a verified API key is trusted without a database look-up (revocation delay).
+    auth_cache_seconds: float = 5.0
+    # Most appends one group commit writes in a single transaction.
+    group_commit_max: int = 256
+    # Concurrent group-commit transactions in flight.
+    group_commit_flushers: int = 4
+    log_level: str = "INFO"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment; a bad value raises ValueError naming the variable."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for name, field_type in _field_types().items():
+        value = environ.get(PREFIX + name.upper())
+        if value is None or value == "":
+            continue
+        raw[name] = _coerce(name, value, field_type)
+    try:
+        return msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"invalid setting: {exc}") from None
+
+
+def _field_types() -> dict[str, str]:
+    return {f.name: repr(f.type) for f in msgspec.structs.fields(Settings)}
+
+
+def _coerce(name: str, value: str, field_type: str) -> object:
+    var = PREFIX + name.upper()
+    if "bool" in field_type:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{var} must be true or false, got {value!r}")
+    try:
+        if "int" in field_type:
+            return int(value)
+        if "float" in field_type:
+            return float(value)
+    except ValueError:
+        raise ValueError(f"{var} must be a number, got {value!r}") from None
+    return value
+
+
+def data_path(settings: Settings) -> Path:
+    """The data directory as an absolute path."""
+    return Path(settings.data_dir).expanduser().resolve()

@@ -1,0 +1,79 @@
+"""The canonical API (seed 002) at /api: `{data, meta, error}` envelope, auth, versioning."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from aiohttp import web
+
+from domain.errors import DomainError
+from services.gateway.api import schemas as s
+from services.gateway.api.tasks import PRINCIPAL, ROUTES
+from services.gateway.context import context_of
+from services.gateway.http_json import respond
+from services.gateway.openapi import add_docs_routes, openapi_document
+from services.gateway.problems import HttpProblem, from_domain
+from services.gateway.route_table import Handler, add_routes
+
+log = logging.getLogger(__name__)
+
+MOUNT = "/api"
+API_VERSION = "1.0"
+_PUBLIC = frozenset({"/api/openapi.json", "/api/docs"})
+_VERSION = re.compile(r"version=([0-9.]+)")
+
+
+def render(problem: HttpProblem) -> web.Response:
+    """Seed 002's error shape."""
+    body = s.ErrorEnvelope(
+        error=s.ErrorBody(code=problem.code, message=problem.message, details=problem.details)
+    )
+    return respond(body, status=problem.status, headers=problem.headers)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except HttpProblem as problem:
+        return render(problem)
+    except DomainError as exc:
+        return render(from_domain(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return render(HttpProblem(exc.status, code, exc.reason))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.rel_url.path)
+        return render(HttpProblem(500, "internal_error", "internal server error"))
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in _PUBLIC or request.path.startswith("/api/docs/"):
+        return await handler(request)
+    accept = request.headers.get("Accept", "")
+    if (m := _VERSION.search(accept)) and m.group(1) not in ("1", "1.0"):
+        raise HttpProblem(
+            406, "unsupported_version", f"API version {m.group(1)} is not served; use 1.0"
+        )
+    ctx = context_of(request)
+    request[PRINCIPAL] = await ctx.auth.principal(request.headers.get("Authorization"))
+    return await handler(request)
+
+
+def build_api_app() -> web.Application:
+    """The /api sub-application."""
+    app = web.Application(middlewares=[errors, authenticate])
+    add_routes(app, ROUTES)
+    document = openapi_document(
+        ROUTES,
+        title="taskstream API",
+        version=API_VERSION,
+        prefix=MOUNT,
+        error_type=s.ErrorEnvelope,
+    )
+    add_docs_routes(app, document, mount=MOUNT)
+    return app

@@ -1,0 +1,28 @@
+"""What every surface's handlers reach through the app: settings, pool, services, auth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+
+from infra.settings import Settings
+from services.gateway.auth import Authenticator
+from services.task_service import TaskService
+
+
+@dataclass(frozen=True)
+class GatewayContext:
+    settings: Settings
+    pool: asyncpg.Pool
+    tasks: TaskService
+    auth: Authenticator
+
+
+CONTEXT = web.AppKey("taskstream_context", GatewayContext)
+
+
+def context_of(request: web.Request) -> GatewayContext:
+    """The gateway context, from the root app (sub-apps share it)."""
+    return request.config_dict[CONTEXT]

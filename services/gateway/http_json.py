@@ -1,0 +1,42 @@
+"""JSON responses and typed query strings, through the one codec."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from infra.json_codec import encode
+from services.gateway.problems import HttpProblem
+from services.gateway.request_body import field_of
+
+T = TypeVar("T")
+
+
+def respond(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response encoded by msgspec."""
+    return web.Response(
+        body=encode(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+def read_query(request: web.Request, type_: type[T]) -> T:
+    """Decode the query string into `type_`; a bad parameter is a 422 naming it."""
+    raw: dict[str, str] = {}
+    for key, value in request.query.items():
+        if key in raw:
+            raise HttpProblem(
+                422, "validation_error", f"query parameter {key!r} given twice", field=key
+            )
+        raw[key] = value
+    try:
+        return msgspec.convert(raw, type_, strict=False)
+    except msgspec.ValidationError as exc:
+        field = field_of(str(exc))
+        raise HttpProblem(
+            422,
+            "validation_error",
+            f"query parameter {field or ''}: {exc}".replace("$.", ""),
+            field=field,
+        ) from None

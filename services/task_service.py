@@ -1,0 +1,140 @@
+"""Application layer for tasks: load state, decide, append with the inline view, retry conflicts.
+
+Every API surface calls this; none of them touches the log or the view on its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+
+from domain.commands import CreateTask, TaskCommand
+from domain.errors import InvalidState, NotFound
+from domain.events import SCHEMA_VERSION, TaskEvent, event_type
+from domain.task import TaskState, decide, fold
+from domain.task_definition import TaskDefinition
+from infra.event_store import AppendItem, NewEvent, WrongExpectedVersion
+from infra.group_commit import GroupCommitter, InlineWrite
+from infra.json_codec import decode_state, encode
+from projections.task_view import UPSERT_SQL, task_view_args
+
+CONFLICT_RETRIES = 3
+
+
+class Actor(msgspec.Struct, frozen=True):
+    """Who asked, for the event metadata."""
+
+    kind: str
+    id: str
+    correlation_id: str | None = None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def stream_of(task_id: str) -> str:
+    return f"task-{task_id}"
+
+
+class TaskService:
+    """Runs task commands for one project at a time; tenant checks happen on every load."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        committer: GroupCommitter,
+        *,
+        allow_commands: bool = False,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.pool = pool
+        self.committer = committer
+        self.allow_commands = allow_commands
+        self.clock = clock
+
+    async def get(self, project_id: str, task_id: str) -> TaskState:
+        """The task as the view holds it; NotFound for another project's or a deleted task."""
+        row = await self.pool.fetchrow(
+            "SELECT state::text FROM task_view WHERE task_id = $1 AND project_id = $2",
+            task_id,
+            project_id,
+        )
+        if row is None:
+            raise NotFound(f"task {task_id} not found")
+        state = decode_state(row[0])
+        if state.lifecycle == "deleted":
+            raise NotFound(f"task {task_id} not found")
+        return state
+
+    async def create(
+        self,
+        project_id: str,
+        definition: TaskDefinition,
+        *,
+        actor: Actor,
+        task_id: str | None = None,
+    ) -> TaskState:
+        """Create a task; returns its state as stored."""
+        command = CreateTask(
+            task_id=task_id or str(uuid.uuid4()), project_id=project_id, definition=definition
+        )
+        events = decide(None, command, now=self.clock(), allow_commands=self.allow_commands)
+        try:
+            return await self._append(None, command.task_id, project_id, events, actor)
+        except WrongExpectedVersion:
+            raise InvalidState(f"task {command.task_id} already exists") from None
+
+    async def execute(
+        self, project_id: str, task_id: str, command: TaskCommand, *, actor: Actor
+    ) -> TaskState:
+        """Apply `command` to an existing task, re-deciding if another writer got there first."""
+        for _ in range(CONFLICT_RETRIES):
+            state = await self.get(project_id, task_id)
+            events = decide(state, command, now=self.clock(), allow_commands=self.allow_commands)
+            if not events:
+                return state
+            try:
+                return await self._append(state, task_id, project_id, events, actor)
+            except WrongExpectedVersion:
+                continue
+        raise InvalidState(f"task {task_id} is changing too fast; try again")
+
+    async def _append(
+        self,
+        state: TaskState | None,
+        task_id: str,
+        project_id: str,
+        events: list[TaskEvent],
+        actor: Actor,
+    ) -> TaskState:
+        new_state = fold(events, state)
+        assert new_state is not None
+        metadata = {"actor": f"{actor.kind}:{actor.id}"}
+        if actor.correlation_id:
+            metadata["correlation_id"] = actor.correlation_id
+        item = AppendItem(
+            stream_id=stream_of(task_id),
+            project_id=project_id,
+            expected=-1 if state is None else state.version,
+            events=[
+                NewEvent(
+                    type=event_type(e),
+                    data=msgspec.Raw(encode(e)),
+                    schema=SCHEMA_VERSION,
+                    metadata=metadata,
+                )
+                for e in events
+            ],
+        )
+        view = InlineWrite(UPSERT_SQL, task_view_args(new_state, encode(new_state).decode()))
+        await self.committer.submit(item, [view])
+        return new_state
+
+    async def record(self, state: TaskState, events: list[TaskEvent], *, actor: Actor) -> TaskState:
+        """Append events already decided against `state` (execution paths decide their own)."""
+        return await self._append(state, state.task_id, state.project_id, events, actor)

@@ -1,0 +1,81 @@
+"""Real servers for the tests: PostgreSQL from TASKSTREAM_DATABASE_URL, else an embedded one.
+
+Each test session gets its own migrated template database; tests that need a clean log clone
+it (`CREATE DATABASE … TEMPLATE`, tens of milliseconds) and drop the clone afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from infra.db import create_pool
+from infra.migrations import migrate
+
+
+def _with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server's admin DSN."""
+    configured = os.environ.get("TASKSTREAM_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    from infra.embedded_postgres import start_embedded_postgres
+
+    dsn, stop = start_embedded_postgres(Path(tmp_path_factory.mktemp("pg")))
+    yield dsn
+    stop()
+
+
+async def _admin(server_dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def template_db(server_dsn: str) -> Iterator[str]:
+    """Name of a migrated database to clone."""
+    name = f"ts_template_{uuid.uuid4().hex[:8]}"
+
+    async def setup() -> None:
+        await _admin(server_dsn, f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(_with_database(server_dsn, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(setup())
+    yield name
+    asyncio.run(_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def fresh_dsn(server_dsn: str, template_db: str) -> Iterator[str]:
+    """A DSN of a brand-new migrated database, dropped after the test."""
+    name = f"ts_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
+    yield _with_database(server_dsn, name)
+    asyncio.run(_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def pool(fresh_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(fresh_dsn, size=12)
+    yield p
+    await p.close()
