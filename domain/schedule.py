@@ -19,8 +19,8 @@ Kinds
   time (DST does not move it); ``start_at`` defaults to ``now``.
 * ``event``: fires only when the named event arrives, never on a clock.
 
-``start_at`` and ``end_at`` are inclusive bounds on fire times. Searches for cron and rrule
-fire times look at most 5 years ahead.
+``start_at`` and ``end_at`` are inclusive bounds on fire times. ``next_occurrence`` looks
+at most 5 years ahead for cron and rrule; ``occurrences_between`` has no such limit.
 
 DST rule
 --------
@@ -39,7 +39,8 @@ Cron and RRULE schedules are evaluated on local wall-clock time in the schedule'
   transition itself: ``30 2 * * *`` fires at 03:00 local in New York on 2026-03-08);
   several matching wall times inside one gap collapse into that single firing.
 * RRULE follows the wall-clock-like rule for every frequency except HOURLY and MINUTELY,
-  which follow the elapsed-time-like rule.
+  which follow the elapsed-time-like rule (a set of several RRULEs only if all of them are
+  HOURLY or MINUTELY).
 * ``interval`` counts elapsed time and ``once`` is an absolute instant; DST never moves
   either.
 """

@@ -11,6 +11,7 @@ from domain.commands import CancelTask, CheckpointTask, DeleteTask, RetryTask, U
 from domain.errors import DomainError, ValidationError
 from services.gateway.api import schemas as s
 from services.gateway.api.task_translation import definition_from, patch_from, task_out
+from services.gateway.auth import Principal
 from services.gateway.context import context_of
 from services.gateway.http_json import read_query, respond
 from services.gateway.problems import HttpProblem
@@ -19,7 +20,7 @@ from services.gateway.route_table import Route
 from services.task_queries import TaskFilter, list_tasks, task_logs
 from services.task_service import Actor
 
-PRINCIPAL = "principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def actor_of(request: web.Request) -> Actor:
@@ -28,7 +29,7 @@ def actor_of(request: web.Request) -> Actor:
 
 
 def project_of(request: web.Request) -> str:
-    return str(request[PRINCIPAL].project_id)
+    return request[PRINCIPAL].project_id
 
 
 async def list_handler(request: web.Request) -> web.Response:
