@@ -1,9 +1,11 @@
 """Group commit: appends that arrive while a transaction is in flight share the next one.
 
-Under load, one transaction carries many appends (one advisory-lock pass, one `ts_append`
-call, one batched view write, one WAL flush) instead of one each; when idle, an append goes
-out at once with no added wait. Each unit's inline view writes run in the same transaction as
-its events, and only when its own append succeeded.
+Under load, one transaction carries many appends (one advisory-lock pass, one set-based
+`ts_append` call, one statement per inline view, one WAL flush) instead of one each; when idle,
+an append goes out at once with no added wait. Each unit's inline view rows are written in the
+same transaction as its events, and only when its own append succeeded. A batch holds at most
+one append per stream (a second one waits for the next batch), which keeps `ts_append`
+set-based and the view upserts free of same-row conflicts.
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ import asyncpg
 import msgspec
 
 from infra.event_store import AppendItem, AppendOutcome, WrongExpectedVersion, append_items
+from infra.json_codec import encode
 
 log = logging.getLogger(__name__)
 
 
 class InlineWrite(msgspec.Struct, frozen=True):
-    """A statement to run with the append, e.g. a view upsert; same-`sql` writes are batched."""
+    """A view row to write with the append; `sql` takes all of a batch's rows as `$1::jsonb`."""
 
     sql: str
-    args: tuple[Any, ...]
+    row: Any
 
 
 class _Unit(msgspec.Struct):
@@ -61,10 +64,20 @@ class GroupCommitter:
                 await task
 
     async def _flush_forever(self) -> None:
+        carried: list[_Unit] = []
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch, streams = [], set()
+            pending = carried or [await self._queue.get()]
+            carried = []
+            while pending or (
+                len(batch) + len(carried) < self._max_batch and not self._queue.empty()
+            ):
+                unit = pending.pop(0) if pending else self._queue.get_nowait()
+                if unit.item.stream_id in streams:
+                    carried.append(unit)
+                else:
+                    streams.add(unit.item.stream_id)
+                    batch.append(unit)
             try:
                 await self._flush(batch)
             finally:
@@ -93,11 +106,11 @@ class GroupCommitter:
     async def _commit(self, units: list[_Unit]) -> list[AppendOutcome | WrongExpectedVersion]:
         async with self._pool.acquire() as conn, conn.transaction():
             outcomes = await append_items(conn, [u.item for u in units])
-            by_sql: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+            by_sql: dict[str, list[Any]] = defaultdict(list)
             for unit, outcome in zip(units, outcomes, strict=True):
                 if isinstance(outcome, AppendOutcome):
                     for write in unit.writes:
-                        by_sql[write.sql].append(write.args)
-            for sql, args in by_sql.items():
-                await conn.executemany(sql, args)
+                        by_sql[write.sql].append(write.row)
+            for sql, rows in by_sql.items():
+                await conn.execute(sql, encode(rows).decode())
         return outcomes

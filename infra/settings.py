@@ -36,6 +36,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     group_commit_max: int = 256
     # Concurrent group-commit transactions in flight.
     group_commit_flushers: int = 4
+    # CIDRs outbound calls may reach although they are private/loopback (e.g. "127.0.0.0/8" in
+    # development); empty: every non-public address is refused.
+    egress_allow_cidrs: str = ""
+    # Most bytes of a callback or webhook response that are read.
+    egress_max_response_bytes: int = 64 * 1024
     log_level: str = "INFO"
 
 

@@ -88,13 +88,25 @@ async def _serve(settings: Settings, dsn: str, data_dir: Path, host: str, port: 
         await pool.close()
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop where installed (it roughly halves aiohttp's per-request CPU), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
     dsn, stop_db = database_url(settings, data_dir)
     try:
-        asyncio.run(
-            _serve(settings, dsn, data_dir, args.host or settings.host, args.port or settings.port)
-        )
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(
+                _serve(
+                    settings, dsn, data_dir, args.host or settings.host, args.port or settings.port
+                )
+            )
     finally:
         stop_db()
     return 0

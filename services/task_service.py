@@ -20,7 +20,7 @@ from domain.task_definition import TaskDefinition
 from infra.event_store import AppendItem, NewEvent, WrongExpectedVersion
 from infra.group_commit import GroupCommitter, InlineWrite
 from infra.json_codec import decode_state, encode
-from projections.task_view import UPSERT_SQL, task_view_args
+from projections.task_view import UPSERT_SQL, task_view_row
 
 CONFLICT_RETRIES = 3
 
@@ -131,7 +131,7 @@ class TaskService:
                 for e in events
             ],
         )
-        view = InlineWrite(UPSERT_SQL, task_view_args(new_state, encode(new_state).decode()))
+        view = InlineWrite(UPSERT_SQL, task_view_row(new_state, encode(new_state)))
         await self.committer.submit(item, [view])
         return new_state
 

@@ -31,6 +31,7 @@ import asyncpg
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from services.cli import event_loop_factory  # noqa: E402
 from tests.integration.processes import Process, cli_env, free_port, taskstream  # noqa: E402
 
 TASK = {
@@ -220,7 +221,8 @@ def main() -> int:
                 # The embedded server's socket folder is named in its pid file's fifth line.
                 pid_lines = (data_dir / "postgres" / "postmaster.pid").read_text().splitlines()
                 dsn = f"postgresql://postgres:@/postgres?host={pid_lines[4]}"
-            asyncio.run(main_async(args, f"http://127.0.0.1:{port}", key, dsn))
+            with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+                runner.run(main_async(args, f"http://127.0.0.1:{port}", key, dsn))
         finally:
             server.stop()
     return 0

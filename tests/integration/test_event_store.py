@@ -163,3 +163,39 @@ async def test_concurrent_writers_reader_sees_every_event_exactly_once(pool: asy
         per_stream[stream].append(version)
     for stream, versions in per_stream.items():
         assert versions == list(range(len(versions))), f"{stream} out of order or gapped"
+
+
+async def test_group_commit_defers_a_second_append_to_the_same_stream(pool: asyncpg.Pool) -> None:
+    """Two appends to one stream submitted together land in order, in separate transactions."""
+    committer = GroupCommitter(pool, max_batch=64, flushers=1)
+    items = [
+        AppendItem(stream_id="same", project_id="p", expected=v - 1, events=[new_event(v)])
+        for v in range(5)
+    ] + [AppendItem(stream_id=f"other-{i}", project_id="p", expected=-1, events=[new_event()])
+         for i in range(5)]  # fmt: skip
+    outcomes = await asyncio.gather(*(committer.submit(item) for item in items))
+    await committer.close()
+    assert [o.stream_version for o in outcomes[:5]] == [0, 1, 2, 3, 4]
+    same = await EventStore(pool).read_stream("same")
+    assert [msgspec.json.decode(e.data)["n"] for e in same] == [0, 1, 2, 3, 4]
+    txids = [e.txid for e in same]
+    assert len(set(txids)) == 5, "each append to the same stream needs its own transaction"
+
+
+async def test_one_conflict_fails_only_its_own_append(pool: asyncpg.Pool) -> None:
+    committer = GroupCommitter(pool, max_batch=64, flushers=1)
+    await committer.submit(
+        AppendItem(stream_id="x", project_id="p", expected=-1, events=[new_event()])
+    )
+    results = await asyncio.gather(
+        committer.submit(
+            AppendItem(stream_id="x", project_id="p", expected=-1, events=[new_event()])
+        ),
+        committer.submit(
+            AppendItem(stream_id="y", project_id="p", expected=-1, events=[new_event()])
+        ),
+        return_exceptions=True,
+    )
+    await committer.close()
+    assert isinstance(results[0], WrongExpectedVersion) and results[0].actual == 0
+    assert not isinstance(results[1], BaseException) and results[1].stream_version == 0

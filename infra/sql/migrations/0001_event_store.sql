@@ -24,58 +24,55 @@ CREATE TABLE events (
 CREATE INDEX events_feed ON events (txid, position);
 CREATE INDEX events_project ON events (project_id, position);
 
--- Appends a batch of items (one per stream) in the caller's transaction; returns one row per item.
--- Advisory locks come first and assign no transaction id, so a later append to the same stream
--- always gets a larger txid than the earlier one: per-stream order holds in (txid, position) order.
--- A conflicting item (wrong expected version) writes nothing and is reported; the others commit.
+-- Appends a batch of items, at most one per stream, in the caller's transaction; returns one row
+-- per item. Advisory locks come first and assign no transaction id, so a later append to the
+-- same stream always gets a larger txid than the earlier one: per-stream order holds in
+-- (txid, position) order. An item whose expected version is wrong (expected NULL: any version)
+-- writes nothing and is reported; the others are written, set-based, in one statement.
 CREATE FUNCTION ts_append(batch jsonb)
 RETURNS TABLE (item int, ok boolean, stream_version bigint, first_position bigint, txid text)
 LANGUAGE plpgsql AS $$
-DECLARE
-    it        record;
-    current   bigint;
-    n         int;
-    pos       bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(k)
        FROM (SELECT DISTINCT hashtextextended(e->>'stream_id', 0) AS k
                FROM jsonb_array_elements(batch) e) keys
       ORDER BY k;
-    FOR it IN
+    RETURN QUERY
+    WITH items AS (
         SELECT (ord - 1)::int AS idx, e->>'stream_id' AS sid, (e->>'expected')::bigint AS expected,
-               e->>'project_id' AS project, e->'events' AS evs
+               e->>'project_id' AS project, e->'events' AS evs,
+               jsonb_array_length(e->'events') AS n
           FROM jsonb_array_elements(batch) WITH ORDINALITY AS t(e, ord)
-         ORDER BY ord
-    LOOP
-        n := jsonb_array_length(it.evs);
-        SELECT s.version INTO current FROM streams s WHERE s.stream_id = it.sid;
-        IF NOT FOUND THEN
-            current := -1;
-        END IF;
-        IF it.expected IS NOT NULL AND it.expected <> current THEN
-            item := it.idx; ok := false; stream_version := current; first_position := NULL;
-            txid := NULL;
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        IF current = -1 THEN
-            INSERT INTO streams (stream_id, project_id, version) VALUES (it.sid, it.project, n - 1);
-        ELSE
-            UPDATE streams SET version = current + n WHERE stream_id = it.sid;
-        END IF;
-        WITH inserted AS (
-            INSERT INTO events (stream_id, version, event_id, type, schema_version, project_id,
-                                data, metadata)
-            SELECT it.sid, current + o, (x->>'id')::uuid, x->>'type', (x->>'schema')::int,
-                   it.project, x->'data', COALESCE(x->'metadata', '{}'::jsonb)
-              FROM jsonb_array_elements(it.evs) WITH ORDINALITY AS y(x, o)
-            RETURNING position
-        )
-        SELECT min(position) INTO pos FROM inserted;
-        item := it.idx; ok := true; stream_version := current + n; first_position := pos;
-        txid := pg_current_xact_id()::text;
-        RETURN NEXT;
-    END LOOP;
+    ), cur AS (
+        SELECT i.*, COALESCE(s.version, -1) AS current
+          FROM items i LEFT JOIN streams s ON s.stream_id = i.sid
+    ), good AS (
+        SELECT * FROM cur WHERE cur.expected IS NULL OR cur.expected = cur.current
+    ), bumped AS (
+        UPDATE streams s SET version = g.current + g.n
+          FROM good g WHERE s.stream_id = g.sid AND g.current >= 0
+    ), opened AS (
+        INSERT INTO streams (stream_id, project_id, version)
+        SELECT g.sid, g.project, g.n - 1 FROM good g WHERE g.current = -1
+    ), written AS (
+        INSERT INTO events (stream_id, version, event_id, type, schema_version, project_id,
+                            data, metadata)
+        SELECT g.sid, g.current + y.o, (y.x->>'id')::uuid, y.x->>'type', (y.x->>'schema')::int,
+               g.project, y.x->'data', COALESCE(y.x->'metadata', '{}'::jsonb)
+          FROM good g, jsonb_array_elements(g.evs) WITH ORDINALITY AS y(x, o)
+        RETURNING events.stream_id, events.position
+    ), firsts AS (
+        SELECT w.stream_id, min(w.position) AS pos FROM written w GROUP BY w.stream_id
+    )
+    SELECT c.idx,
+           g.idx IS NOT NULL,
+           CASE WHEN g.idx IS NOT NULL THEN c.current + c.n ELSE c.current END,
+           f.pos,
+           CASE WHEN g.idx IS NOT NULL THEN pg_current_xact_id()::text END
+      FROM cur c
+      LEFT JOIN good g ON g.idx = c.idx
+      LEFT JOIN firsts f ON f.stream_id = c.sid
+     ORDER BY c.idx;
 END;
 $$;
 
