@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: int = 10
     # Seconds a verified API key is trusted without a database look-up (revocation delay).
     auth_cache_seconds: float = 5.0
+    # API requests per second per project in each gateway process (0: no limit), and the burst.
+    rate_limit_per_second: float = 100.0
+    rate_limit_burst: int = 200
     # Most appends one group commit writes in a single transaction.
     group_commit_max: int = 256
     # Concurrent group-commit transactions in flight.

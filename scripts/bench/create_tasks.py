@@ -212,7 +212,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir, port = Path(tmp) / "data", free_port()
         dsn = os.environ.get("TASKSTREAM_DATABASE_URL")
-        env = cli_env(TASKSTREAM_DATABASE_URL=dsn, TASKSTREAM_LOG_LEVEL="WARNING")
+        env = cli_env(
+            TASKSTREAM_DATABASE_URL=dsn,
+            TASKSTREAM_LOG_LEVEL="WARNING",
+            TASKSTREAM_RATE_LIMIT_PER_SECOND="0",  # measure the write path, not the limiter
+        )
         server = Process(taskstream("dev", "--port", str(port), "--data-dir", str(data_dir)), env)
         try:
             server.wait_for("serving on", timeout=120)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from infra.settings import Settings
 from services.gateway.auth import Authenticator
+from services.gateway.rate_limit import RateLimiter
 from services.task_service import TaskService
 
 
@@ -18,6 +19,7 @@ class GatewayContext:
     pool: asyncpg.Pool
     tasks: TaskService
     auth: Authenticator
+    rate_limiter: RateLimiter
 
 
 CONTEXT = web.AppKey("taskstream_context", GatewayContext)

@@ -243,3 +243,18 @@ async def test_unversioned_and_v1_accept_headers_work_other_versions_do_not(api:
 async def test_unknown_route_answers_in_the_error_shape(api: Api) -> None:
     status, body, _ = await api.call("GET", "/api/nothing-here")
     assert status == 404 and body["error"]["code"] == "not_found"
+
+
+async def test_rate_limit_headers_and_429(pool: asyncpg.Pool) -> None:
+    async with running_api(pool, rate_limit_per_second=0.01, rate_limit_burst=3) as api:
+        statuses = []
+        for _ in range(4):
+            status, body, response = await api.call("GET", "/api/tasks")
+            statuses.append(status)
+            assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(
+                response.headers
+            )
+        assert statuses == [200, 200, 200, 429]
+        assert body["error"]["code"] == "rate_limited" and int(response.headers["Retry-After"]) >= 1
+        status, _, _ = await api.call("GET", "/api/tasks", key=api.key_b)
+        assert status == 200, "one project's limit must not throttle another"

@@ -83,7 +83,7 @@ def test_projects_create_prints_one_json_line(tmp_path: Path, fresh_dsn: str) ->
 def test_kill_9_during_creates_loses_no_acknowledged_task(tmp_path: Path, fresh_dsn: str) -> None:
     """Every 201 survives; the log stays whole; the view equals a replay of the log."""
     data_dir, port = tmp_path / "data", free_port()
-    env = cli_env(TASKSTREAM_DATABASE_URL=fresh_dsn)
+    env = cli_env(TASKSTREAM_DATABASE_URL=fresh_dsn, TASKSTREAM_RATE_LIMIT_PER_SECOND="0")
     base = f"http://127.0.0.1:{port}"
     acknowledged: list[str] = []
 

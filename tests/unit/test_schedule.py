@@ -125,8 +125,14 @@ def test_day_of_month_and_day_of_week_follow_vixie_cron() -> None:
     # Both restricted: either matches (the 13th, or any Friday).
     both = cron("0 0 13 * 5")
     either = {d.date() for d in occurrences_between(both, NOW, utc(2026, 2, 1))}
-    assert either == {date(2026, 1, 2), date(2026, 1, 9), date(2026, 1, 13), date(2026, 1, 16),
-                      date(2026, 1, 23), date(2026, 1, 30)}
+    assert either == {
+        date(2026, 1, 2),
+        date(2026, 1, 9),
+        date(2026, 1, 13),
+        date(2026, 1, 16),
+        date(2026, 1, 23),
+        date(2026, 1, 30),
+    }
     # A day field starting with '*' turns the OR into an AND (croniter alone would OR these).
     star = cron("0 0 */2 * 1")
     odd_mondays = {d.date() for d in occurrences_between(star, NOW, utc(2026, 3, 1))}
@@ -177,8 +183,7 @@ def test_rrule_accepts_prefix_multiline_and_folded_lines() -> None:
     plain = rrule("FREQ=DAILY;BYHOUR=9;BYMINUTE=0", NEW_YORK)
     prefixed = rrule("RRULE:FREQ=DAILY;BYHOUR=9;BYMINUTE=0", NEW_YORK)
     multi = rrule(
-        "DTSTART;TZID=America/New_York:20260101T090000\n"
-        "RRULE:FREQ=DAILY;BYHOUR=9;\n BYMINUTE=0",
+        "DTSTART;TZID=America/New_York:20260101T090000\nRRULE:FREQ=DAILY;BYHOUR=9;\n BYMINUTE=0",
         NEW_YORK,
     )
     expected = [utc(2026, 1, 1, 14), utc(2026, 1, 2, 14), utc(2026, 1, 3, 14)]
@@ -196,7 +201,9 @@ def test_rrule_dtstart_defaults_to_now_truncated_to_the_minute() -> None:
 def test_rrule_until_is_inclusive_and_exhausts() -> None:
     schedule = rrule("DTSTART:20260105T090000Z\nRRULE:FREQ=DAILY;UNTIL=20260107T090000Z")
     assert occurrences_between(schedule, NOW, utc(2027, 1, 1)) == [
-        utc(2026, 1, 5, 9), utc(2026, 1, 6, 9), utc(2026, 1, 7, 9)
+        utc(2026, 1, 5, 9),
+        utc(2026, 1, 6, 9),
+        utc(2026, 1, 7, 9),
     ]
     assert next_occurrence(schedule, utc(2026, 1, 7, 9)) is None
 
@@ -204,7 +211,8 @@ def test_rrule_until_is_inclusive_and_exhausts() -> None:
 def test_rrule_count_exhausts() -> None:
     schedule = rrule("DTSTART:20260105T090000Z\nRRULE:FREQ=WEEKLY;COUNT=2")
     assert occurrences_between(schedule, NOW, utc(2027, 1, 1)) == [
-        utc(2026, 1, 5, 9), utc(2026, 1, 12, 9)
+        utc(2026, 1, 5, 9),
+        utc(2026, 1, 12, 9),
     ]
 
 
@@ -246,9 +254,7 @@ def test_bad_once_is_refused(expr: str, fragment: str) -> None:
 
 
 def test_once_is_normalised_to_utc_with_z() -> None:
-    schedule = validate_schedule(
-        Schedule(kind="once", expr="2026-06-01T12:00:00+02:00"), now=NOW
-    )
+    schedule = validate_schedule(Schedule(kind="once", expr="2026-06-01T12:00:00+02:00"), now=NOW)
     assert schedule.expr == "2026-06-01T10:00:00Z"
     assert first_occurrence(schedule, now=NOW) == utc(2026, 6, 1, 10)
 
@@ -286,8 +292,16 @@ def test_bad_interval_is_refused(expr: str, fragment: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("expr", "seconds"), [("300", 300), ("30s", 30), ("5m", 300), ("1h", 3600), ("1d", 86400),
-                          ("366d", 366 * 86400), ("1", 1)]
+    ("expr", "seconds"),
+    [
+        ("300", 300),
+        ("30s", 30),
+        ("5m", 300),
+        ("1h", 3600),
+        ("1d", 86400),
+        ("366d", 366 * 86400),
+        ("1", 1),
+    ],
 )
 def test_interval_is_normalised_to_seconds(expr: str, seconds: int) -> None:
     schedule = validate_schedule(Schedule(kind="interval", expr=expr), now=NOW)
@@ -350,9 +364,7 @@ def test_end_at_before_the_first_occurrence_is_refused() -> None:
 
 
 def test_once_before_start_at_is_refused() -> None:
-    error = refused(
-        Schedule(kind="once", expr="2026-02-01T00:00:00Z", start_at=utc(2026, 3, 1))
-    )
+    error = refused(Schedule(kind="once", expr="2026-02-01T00:00:00Z", start_at=utc(2026, 3, 1)))
     assert error.field == "schedule.start_at"
 
 
@@ -376,7 +388,9 @@ def test_first_occurrence_counts_an_occurrence_exactly_at_now() -> None:
 def test_start_at_and_end_at_bound_fire_times_inclusively() -> None:
     schedule = cron("0 9 * * *", start_at=utc(2026, 2, 1, 9), end_at=utc(2026, 2, 3, 9))
     assert occurrences_between(schedule, NOW, utc(2027, 1, 1)) == [
-        utc(2026, 2, 1, 9), utc(2026, 2, 2, 9), utc(2026, 2, 3, 9)
+        utc(2026, 2, 1, 9),
+        utc(2026, 2, 2, 9),
+        utc(2026, 2, 3, 9),
     ]
     assert next_occurrence(schedule, utc(2026, 2, 3, 9)) is None
 
@@ -558,9 +572,7 @@ def test_rrule_daily_fires_once_on_fall_back_day_at_first_fold() -> None:
 
 def test_rrule_daily_in_a_gap_fires_at_the_transition() -> None:
     schedule = rrule("FREQ=DAILY;BYHOUR=2;BYMINUTE=30", NEW_YORK)
-    assert [f.astimezone(UTC) for f in fires_on(schedule, date(2026, 3, 8))] == [
-        utc(2026, 3, 8, 7)
-    ]
+    assert [f.astimezone(UTC) for f in fires_on(schedule, date(2026, 3, 8))] == [utc(2026, 3, 8, 7)]
 
 
 def test_rrule_hourly_is_elapsed_time_like() -> None:
@@ -570,9 +582,7 @@ def test_rrule_hourly_is_elapsed_time_like() -> None:
 
 
 def test_rrule_exdate_skips_an_occurrence_on_fall_back_day() -> None:
-    schedule = rrule(
-        "DTSTART:20261030T013000\nRRULE:FREQ=DAILY\nEXDATE:20261101T013000", NEW_YORK
-    )
+    schedule = rrule("DTSTART:20261030T013000\nRRULE:FREQ=DAILY\nEXDATE:20261101T013000", NEW_YORK)
     fires = occurrences_between(schedule, utc(2026, 10, 30), utc(2026, 11, 3))
     assert [f.astimezone(ZoneInfo(NEW_YORK)).day for f in fires] == [30, 31, 2]
 
@@ -622,9 +632,13 @@ def crons(draw: st.DrawFn) -> tuple[str, list[set[int]], bool, bool]:
         hours = draw(st.sets(st.integers(0, 4), min_size=1, max_size=3))
         fields[1] = (",".join(map(str, sorted(hours))), hours)
     if draw(st.booleans()):
-        fields[2], fields[3], fields[4] = ("*", set(range(1, 32))), ("*", set(range(1, 13))), (
-            "*",
-            set(range(7)),
+        fields[2], fields[3], fields[4] = (
+            ("*", set(range(1, 32))),
+            ("*", set(range(1, 13))),
+            (
+                "*",
+                set(range(7)),
+            ),
         )
     texts = [text for text, _ in fields]
     day_or = not (texts[2].startswith("*") or texts[4].startswith("*"))
@@ -715,7 +729,9 @@ def test_rrule_daily_and_hourly_agree_with_equivalent_cron(
     timezone, start, end = window
     anchor = utc(2025, 12, 1)
     daily = Schedule(
-        kind="rrule", expr=f"FREQ=DAILY;BYHOUR={hour};BYMINUTE={minute}", timezone=timezone,
+        kind="rrule",
+        expr=f"FREQ=DAILY;BYHOUR={hour};BYMINUTE={minute}",
+        timezone=timezone,
         start_at=anchor,
     )
     hourly = Schedule(

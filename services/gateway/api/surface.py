@@ -60,8 +60,25 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             406, "unsupported_version", f"API version {m.group(1)} is not served; use 1.0"
         )
     ctx = context_of(request)
-    request[PRINCIPAL] = await ctx.auth.principal(request.headers.get("Authorization"))
-    return await handler(request)
+    principal = await ctx.auth.principal(request.headers.get("Authorization"))
+    request[PRINCIPAL] = principal
+    if not ctx.rate_limiter.enabled:
+        return await handler(request)
+    verdict = ctx.rate_limiter.take(principal.project_id)
+    if not verdict.allowed:
+        raise HttpProblem(
+            429,
+            "rate_limited",
+            f"rate limit exceeded; retry in {verdict.retry_after} s",
+            headers=verdict.headers(),
+        )
+    try:
+        response = await handler(request)
+    except HttpProblem as problem:
+        problem.headers.update(verdict.headers())
+        raise
+    response.headers.update(verdict.headers())
+    return response
 
 
 def build_api_app() -> web.Application:
