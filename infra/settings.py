@@ -38,7 +38,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Most appends one group commit writes in a single transaction.
     group_commit_max: int = 256
     # Concurrent group-commit transactions in flight.
-    group_commit_flushers: int = 4
+    group_commit_flushers: int = 2
     # CIDRs outbound calls may reach although they are private/loopback (e.g. "127.0.0.0/8" in
     # development); empty: every non-public address is refused.
     egress_allow_cidrs: str = ""
