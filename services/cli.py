@@ -68,7 +68,7 @@ async def _serve(settings: Settings, dsn: str, data_dir: Path, host: str, port: 
             await migrate(conn)
             new_key = await ensure_default_project(conn, data_dir)
         # Everything loaded so far lives for the whole process: keep the collector off it, and
-        # collect young objects less often (a request allocates thousands), which trims tail latency.
+        # collect young objects less often (a request allocates thousands): it trims tail latency.
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 50, 50)
