@@ -73,6 +73,15 @@ class TaskMisfired(_Event, frozen=True, tag="task.misfired"):
     policy: str
     first_missed_at: datetime
     last_missed_at: datetime
+    next_run_at: datetime | None = None
+
+
+class TaskOccurrenceSkipped(_Event, frozen=True, tag="task.occurrence_skipped"):
+    """An occurrence came due while the last run was still going; the overlap policy skipped it."""
+
+    due_at: datetime
+    reason: str
+    next_run_at: datetime | None
 
 
 class TaskDispatched(_Event, frozen=True, tag="task.dispatched"):
@@ -127,6 +136,7 @@ TaskEvent = (
     | TaskTriggered
     | TaskSnoozed
     | TaskMisfired
+    | TaskOccurrenceSkipped
     | TaskDispatched
     | TaskStarted
     | TaskCompleted

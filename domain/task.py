@@ -65,6 +65,8 @@ class TaskState(msgspec.Struct, frozen=True, kw_only=True):
     checkpoint_data: Any = None
     runs_completed: int = 0
     runs_failed: int = 0
+    lease_until: datetime | None = None
+    due_at: datetime | None = None
 
 
 def public_status(state: TaskState) -> str:
@@ -267,8 +269,8 @@ def evolve(state: TaskState | None, event: ev.TaskEvent) -> TaskState:
         return replace(s, next_run_at=event.due_at)
     if isinstance(event, ev.TaskSnoozed):
         return replace(s, next_run_at=event.next_run_at)
-    if isinstance(event, ev.TaskMisfired):
-        return s
+    if isinstance(event, ev.TaskMisfired | ev.TaskOccurrenceSkipped):
+        return replace(s, next_run_at=event.next_run_at)
     if isinstance(event, ev.TaskDispatched):
         return replace(
             s,
@@ -278,6 +280,8 @@ def evolve(state: TaskState | None, event: ev.TaskEvent) -> TaskState:
             next_run_at=event.next_run_at,
             worker_id=None,
             error=None,
+            lease_until=event.lease_until,
+            due_at=event.due_at,
         )
     if isinstance(event, ev.TaskStarted):
         return replace(
@@ -286,6 +290,7 @@ def evolve(state: TaskState | None, event: ev.TaskEvent) -> TaskState:
             worker_id=event.worker_id,
             started_at=event.at,
             completed_at=None,
+            lease_until=event.lease_until,
         )
     if isinstance(event, ev.TaskCompleted):
         return replace(
@@ -294,6 +299,7 @@ def evolve(state: TaskState | None, event: ev.TaskEvent) -> TaskState:
             result=event.result,
             completed_at=event.at,
             worker_id=None,
+            lease_until=None,
             runs_completed=s.runs_completed + 1,
         )
     if isinstance(event, ev.TaskFailed):
@@ -304,6 +310,7 @@ def evolve(state: TaskState | None, event: ev.TaskEvent) -> TaskState:
             error=event.error,
             completed_at=event.at,
             worker_id=None,
+            lease_until=None,
             runs_failed=s.runs_failed + (1 if event.final else 0),
         )
     if isinstance(event, ev.TaskRetrying):
