@@ -1,0 +1,189 @@
+"""The scheduler: claims due tasks, records each decision, hands runs to the broker.
+
+Any number of replicas may run. Each claims a batch of due tasks with
+`FOR UPDATE SKIP LOCKED` in a short transaction of its own, then records `task.dispatched`
+through the normal append path with the version it read, so a task another replica (or a
+user's cancel) touched in between is a harmless conflict. The broker message goes out only
+after the append commits; if it is lost, or the process dies first, the run's lease expires and
+the sweep below fails it as `worker_lost` and retries it from the log.
+
+It sleeps until the earliest due time (a timer) or until PostgreSQL notifies `ts_due`, whichever
+comes first, so there is no fixed polling period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from domain.errors import DomainError
+from domain.events import TaskDispatched, TaskEvent
+from domain.execution import decide_dispatch, decide_lease_expired
+from domain.task import TaskState
+from infra.event_store import WrongExpectedVersion
+from infra.json_codec import decode_state
+from services.task_service import Actor, TaskService
+
+log = logging.getLogger(__name__)
+
+SendRun = Callable[[str, str, int], Awaitable[None]]
+
+_CLAIM_DUE = """
+WITH due AS (
+    SELECT task_id FROM task_view
+     WHERE lifecycle = 'active' AND next_run_at <= now()
+       AND (claimed_until IS NULL OR claimed_until < now())
+     ORDER BY priority DESC, next_run_at
+     LIMIT $1
+     FOR UPDATE SKIP LOCKED
+)
+UPDATE task_view t SET claimed_until = now() + make_interval(secs => $2), claimed_by = $3
+  FROM due WHERE t.task_id = due.task_id
+RETURNING t.state::text, t.lease_until, now() AS db_now
+"""
+
+_CLAIM_EXPIRED = """
+WITH lost AS (
+    SELECT task_id FROM task_view
+     WHERE status IN ('dispatched', 'running') AND lease_until < now()
+       AND (claimed_until IS NULL OR claimed_until < now())
+     LIMIT $1
+     FOR UPDATE SKIP LOCKED
+)
+UPDATE task_view t SET claimed_until = now() + make_interval(secs => $2), claimed_by = $3
+  FROM lost WHERE t.task_id = lost.task_id
+RETURNING t.state::text, t.lease_until, now() AS db_now
+"""
+
+_NEXT_WAKE = """
+SELECT GREATEST(0, EXTRACT(EPOCH FROM min(next_run_at) - now()))::float8
+  FROM task_view
+ WHERE lifecycle = 'active' AND next_run_at IS NOT NULL
+   AND (claimed_until IS NULL OR claimed_until < now())
+"""
+
+
+class SchedulerConfig(msgspec.Struct, frozen=True, kw_only=True):
+    batch: int = 200
+    claim_seconds: float = 10.0
+    # How long a dispatched run may wait for a worker before it counts as lost.
+    dispatch_lease_seconds: float = 60.0
+    # The lease sweep runs at least this often.
+    sweep_seconds: float = 1.0
+
+
+class Scheduler:
+    """One scheduler replica."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        tasks: TaskService,
+        send_run: SendRun,
+        *,
+        config: SchedulerConfig = SchedulerConfig(),
+        scheduler_id: str | None = None,
+    ) -> None:
+        self.pool = pool
+        self.tasks = tasks
+        self.send_run = send_run
+        self.config = config
+        self.id = scheduler_id or f"scheduler-{uuid.uuid4().hex[:8]}"
+        self.actor = Actor("scheduler", self.id)
+        self._wake = asyncio.Event()
+        self.dispatched = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Dispatch until `stop` is set."""
+        listener = await self.pool.acquire()
+
+        def on_notify(*_: object) -> None:
+            self._wake.set()
+
+        try:
+            await listener.add_listener("ts_due", on_notify)
+            while not stop.is_set():
+                try:
+                    wait = await self.tick()
+                except (OSError, asyncpg.PostgresError) as exc:
+                    log.warning("scheduler tick failed, retrying: %s", exc)
+                    wait = 1.0
+                self._wake.clear()
+                await _wait_any(self._wake, stop, seconds=wait)
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener("ts_due", on_notify)
+            await self.pool.release(listener)
+
+    async def tick(self) -> float:
+        """Dispatch what is due, sweep lost leases; seconds until there may be more to do."""
+        while await self.dispatch_due() >= self.config.batch:
+            pass
+        await self.sweep_leases()
+        wake_in = await self.pool.fetchval(_NEXT_WAKE)
+        return min(self.config.sweep_seconds, wake_in if wake_in is not None else 3600.0)
+
+    async def dispatch_due(self) -> int:
+        """Claim one batch of due tasks and dispatch them; returns how many were claimed."""
+        rows = await self.pool.fetch(
+            _CLAIM_DUE, self.config.batch, self.config.claim_seconds, self.id
+        )
+        await asyncio.gather(*(self._dispatch(decode_state(r[0]), r["db_now"]) for r in rows))
+        return len(rows)
+
+    async def _dispatch(self, state: TaskState, now: datetime) -> None:
+        try:
+            events = decide_dispatch(
+                state,
+                now=now,
+                run_id=str(uuid.uuid4()),
+                lease_seconds=self.config.dispatch_lease_seconds,
+            )
+        except DomainError as exc:  # a schedule that can no longer be evaluated
+            log.error("task %s cannot be dispatched: %s", state.task_id, exc)
+            return
+        await self._record_and_send(state, events)
+
+    async def sweep_leases(self) -> int:
+        """Fail runs whose lease ran out (worker died, message lost); returns how many."""
+        rows = await self.pool.fetch(
+            _CLAIM_EXPIRED, self.config.batch, self.config.claim_seconds, self.id
+        )
+        for row in rows:
+            state = msgspec.structs.replace(decode_state(row[0]), lease_until=row["lease_until"])
+            events = decide_lease_expired(state, now=row["db_now"], random_unit=random.random())
+            await self._record_and_send(state, events)
+        return len(rows)
+
+    async def _record_and_send(self, state: TaskState, events: list[TaskEvent]) -> None:
+        if not events:
+            return
+        try:
+            await self.tasks.record(state, events, actor=self.actor)
+        except WrongExpectedVersion:
+            return  # someone changed the task meanwhile; it is re-claimed if still due
+        for event in events:
+            if isinstance(event, TaskDispatched):
+                self.dispatched += 1
+                try:
+                    await self.send_run(state.task_id, event.run_id, event.attempt)
+                except Exception as exc:  # the lease sweep recovers the run
+                    log.warning("could not send run %s of %s: %s", event.run_id, state.task_id, exc)
+
+
+async def _wait_any(*events: asyncio.Event, seconds: float) -> None:
+    """Return when any event is set or `seconds` pass."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

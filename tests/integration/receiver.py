@@ -1,0 +1,69 @@
+"""A real HTTP receiver on loopback that records every request it gets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+
+@dataclass
+class Seen:
+    at: float
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    url: str
+    seen: list[Seen] = field(default_factory=list)
+    # path -> function(call number) -> (status, delay seconds)
+    behaviour: dict[str, Callable[[int], tuple[int, float]]] = field(default_factory=dict)
+    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def calls(self, path: str) -> list[Seen]:
+        return [s for s in self.seen if s.path == path]
+
+    async def wait_for(self, path: str, count: int, timeout: float = 10.0) -> list[Seen]:
+        async def enough() -> None:
+            async with self.arrived:
+                await self.arrived.wait_for(lambda: len(self.calls(path)) >= count)
+
+        await asyncio.wait_for(enough(), timeout)
+        return self.calls(path)
+
+
+@asynccontextmanager
+async def running_receiver() -> AsyncIterator[Receiver]:
+    receiver = Receiver(url="")
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        receiver.seen.append(
+            Seen(time.time(), request.method, request.path, dict(request.headers), body)
+        )
+        n = len(receiver.calls(request.path))
+        async with receiver.arrived:
+            receiver.arrived.notify_all()
+        status, delay = receiver.behaviour.get(request.path, lambda _: (200, 0.0))(n)
+        if delay:
+            await asyncio.sleep(delay)
+        return web.Response(status=status, text=f"call {n}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    receiver.url = str(server.make_url("")).rstrip("/")
+    try:
+        yield receiver
+    finally:
+        await server.close()
