@@ -263,3 +263,17 @@ def _failure(
             )
         )
     return events
+
+
+def dependency_verdict(state: TaskState, statuses: dict[str, str]) -> tuple[str, str | None]:
+    """("ready" | "wait" | "cancel", reason) given each dependency's status (absent: deleted)."""
+    waiting = False
+    for dependency in state.definition.dependencies:
+        status = statuses.get(dependency)
+        if status is None:
+            return "cancel", f"dependency {dependency} was deleted"
+        if status in ("failed", "cancelled"):
+            return "cancel", f"dependency {dependency} {status}"
+        if status != "completed":
+            waiting = True
+    return ("wait", None) if waiting else ("ready", None)

@@ -137,6 +137,7 @@ def decide(
         if state is not None:
             raise InvalidState(f"task {command.task_id} already exists")
         definition = validate_definition(command.definition, now=now, allow_commands=allow_commands)
+        _refuse_self_dependency(command.task_id, definition)
         return [
             ev.TaskCreated(
                 at=now,
@@ -190,6 +191,11 @@ def decide(
     raise TypeError(f"unknown command {command!r}")  # pragma: no cover
 
 
+def _refuse_self_dependency(task_id: str, definition: TaskDefinition) -> None:
+    if task_id in definition.dependencies:
+        raise ValidationError("a task cannot depend on itself", field="dependencies")
+
+
 def _refuse_if_cancelled(state: TaskState, verb: str) -> None:
     if state.lifecycle == "cancelled":
         raise InvalidState(f"cannot {verb} a cancelled task")
@@ -209,6 +215,7 @@ def _decide_update(
         return []
     merged = msgspec.structs.replace(state.definition, **{k: changes[k] for k in changed})
     definition = validate_definition(merged, now=now, allow_commands=allow_commands)
+    _refuse_self_dependency(state.task_id, definition)
     next_run_at = state.next_run_at
     if (
         "schedule" in changed

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
-from domain.commands import CreateTask, TaskCommand
-from domain.errors import InvalidState, NotFound
+from domain.commands import CreateTask, TaskCommand, UpdateTask
+from domain.errors import InvalidState, NotFound, ValidationError
 from domain.events import SCHEMA_VERSION, TaskEvent, event_type
 from domain.task import TaskState, decide, fold
 from domain.task_definition import TaskDefinition
@@ -83,16 +83,34 @@ class TaskService:
         command = CreateTask(
             task_id=task_id or str(uuid.uuid4()), project_id=project_id, definition=definition
         )
+        await self._check_dependencies(project_id, definition.dependencies)
         events = decide(None, command, now=self.clock(), allow_commands=self.allow_commands)
         try:
             return await self._append(None, command.task_id, project_id, events, actor)
         except WrongExpectedVersion:
             raise InvalidState(f"task {command.task_id} already exists") from None
 
+    async def _check_dependencies(self, project_id: str, dependencies: tuple[str, ...]) -> None:
+        if not dependencies:
+            return
+        found = await self.pool.fetch(
+            "SELECT task_id FROM task_view WHERE project_id = $1 AND task_id = ANY($2::text[])"
+            " AND lifecycle <> 'deleted'",
+            project_id,
+            list(dependencies),
+        )
+        missing = sorted(set(dependencies) - {r["task_id"] for r in found})
+        if missing:
+            raise ValidationError(
+                f"unknown dependencies: {', '.join(missing)}", field="dependencies"
+            )
+
     async def execute(
         self, project_id: str, task_id: str, command: TaskCommand, *, actor: Actor
     ) -> TaskState:
         """Apply `command` to an existing task, re-deciding if another writer got there first."""
+        if isinstance(command, UpdateTask) and isinstance(command.patch.dependencies, tuple):
+            await self._check_dependencies(project_id, command.patch.dependencies)
         for _ in range(CONFLICT_RETRIES):
             state = await self.get(project_id, task_id)
             events = decide(state, command, now=self.clock(), allow_commands=self.allow_commands)

@@ -25,8 +25,8 @@ import asyncpg
 import msgspec
 
 from domain.errors import DomainError
-from domain.events import TaskDispatched, TaskEvent
-from domain.execution import decide_dispatch, decide_lease_expired
+from domain.events import TaskCancelled, TaskDispatched, TaskEvent
+from domain.execution import decide_dispatch, decide_lease_expired, dependency_verdict
 from domain.task import TaskState
 from infra.event_store import WrongExpectedVersion
 from infra.json_codec import decode_state
@@ -63,6 +63,15 @@ UPDATE task_view t SET claimed_until = now() + make_interval(secs => $2), claime
 RETURNING t.state::text, t.lease_until, now() AS db_now
 """
 
+_RECHECK_SOON = """
+UPDATE task_view SET claimed_until = now() + make_interval(secs => $2) WHERE task_id = $1
+"""
+
+_DEPENDENCY_STATUSES = """
+SELECT task_id, status FROM task_view
+ WHERE project_id = $1 AND task_id = ANY($2::text[]) AND lifecycle <> 'deleted'
+"""
+
 _NEXT_WAKE = """
 SELECT GREATEST(0, EXTRACT(EPOCH FROM min(next_run_at) - now()))::float8
   FROM task_view
@@ -78,6 +87,8 @@ class SchedulerConfig(msgspec.Struct, frozen=True, kw_only=True):
     dispatch_lease_seconds: float = 60.0
     # The lease sweep runs at least this often.
     sweep_seconds: float = 1.0
+    # How soon a task waiting for its dependencies is looked at again.
+    dependency_recheck_seconds: float = 0.5
 
 
 class Scheduler:
@@ -140,6 +151,17 @@ class Scheduler:
         return len(rows)
 
     async def _dispatch(self, state: TaskState, now: datetime) -> None:
+        if state.definition.dependencies and state.run_status not in ("dispatched", "running"):
+            verdict, reason = dependency_verdict(state, await self._statuses(state))
+            if verdict == "wait":
+                # Look again soon: a dependency finishing does not touch this task's row.
+                await self.pool.execute(
+                    _RECHECK_SOON, state.task_id, self.config.dependency_recheck_seconds
+                )
+                return
+            if verdict == "cancel":
+                await self._record_and_send(state, [TaskCancelled(at=now, reason=reason)])
+                return
         try:
             events = decide_dispatch(
                 state,
@@ -151,6 +173,12 @@ class Scheduler:
             log.error("task %s cannot be dispatched: %s", state.task_id, exc)
             return
         await self._record_and_send(state, events)
+
+    async def _statuses(self, state: TaskState) -> dict[str, str]:
+        rows = await self.pool.fetch(
+            _DEPENDENCY_STATUSES, state.project_id, list(state.definition.dependencies)
+        )
+        return {r["task_id"]: r["status"] for r in rows}
 
     async def sweep_leases(self) -> int:
         """Fail runs whose lease ran out (worker died, message lost); returns how many."""

@@ -127,6 +127,7 @@ async def test_nul_character_is_refused_naming_the_field(api: Api) -> None:
         ),
         (http_task(action={"kind": "ftp"}), "action.kind", "ftp"),
         (http_task(dedupe_window_seconds=60), "dedupe_window_seconds", "dedupe_key"),
+        (http_task(dependencies=["task-100"]), "dependencies", "unknown dependencies: task-100"),
     ],
 )
 async def test_validation_errors_name_the_field(

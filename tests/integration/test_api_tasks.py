@@ -48,6 +48,7 @@ async def create(
 
 
 async def test_create_returns_seed_shape_and_get_sees_it_at_once(api: Api) -> None:
+    dependency = await create(api, http_task(name="first"))
     body = http_task(
         description="This is an example task",
         priority=7,
@@ -55,7 +56,7 @@ async def test_create_returns_seed_shape_and_get_sees_it_at_once(api: Api) -> No
         scheduled_at="2099-06-15T12:00:00Z",
         timeout_seconds=600,
         tags=["example", "demo"],
-        dependencies=["task-100"],
+        dependencies=[dependency["id"]],
         checkpoint_enabled=True,
         payload={"k": [1, 2]},
         created_by="2b0f8c1e-0000-4000-8000-000000000000",
@@ -65,7 +66,7 @@ async def test_create_returns_seed_shape_and_get_sees_it_at_once(api: Api) -> No
     assert task["status"] == "pending"
     assert task["priority"] == 7 and task["max_retries"] == 4 and task["retry_count"] == 0
     assert task["scheduled_at"].startswith("2099-06-15T12:00:00")
-    assert task["tags"] == ["example", "demo"] and task["dependencies"] == ["task-100"]
+    assert task["tags"] == ["example", "demo"] and task["dependencies"] == [dependency["id"]]
     assert task["checkpoint_enabled"] is True and task["checkpoint_data"] is None
     assert task["action"]["kind"] == "http" and task["command"] is None
     assert task["schedule"] == {

@@ -238,3 +238,27 @@ async def test_recurring_schedule_skips_occurrences_that_overlap_a_running_run(r
     types = await rig.types(task.task_id)
     assert "task.occurrence_skipped" in types
     assert types.count("task.dispatched") >= 2
+
+
+async def test_dependencies_wait_for_completion_and_failures_cancel_dependents(rig: Rig) -> None:
+    rig.receiver.behaviour["/dep-fails"] = lambda n: (500, 0.0)
+    rig.receiver.behaviour["/dep-slow"] = lambda n: (200, 1.0)
+    _, stop, loops = await run_schedulers(rig)
+    slow = await rig.create("/dep-slow")
+    after_slow = await rig.create("/after-slow", dependencies=(slow.task_id,))
+    failing = await rig.create("/dep-fails")
+    doomed = await rig.create("/never", dependencies=(failing.task_id,))
+    await rig.wait_status(after_slow.task_id, "completed")
+    await rig.wait_status(doomed.task_id, "cancelled")
+    await stop_all(stop, loops)
+    (dependency_call,) = rig.receiver.calls("/dep-slow")
+    (dependent_call,) = rig.receiver.calls("/after-slow")
+    assert dependent_call.at >= dependency_call.at + 1.0, (
+        "the dependent ran before its dependency finished"
+    )
+    assert rig.receiver.calls("/never") == []
+    reason = await rig.pool.fetchval(
+        "SELECT data->>'reason' FROM events WHERE stream_id = $1 AND type = 'task.cancelled'",
+        f"task-{doomed.task_id}",
+    )
+    assert reason == f"dependency {failing.task_id} failed"

@@ -15,6 +15,7 @@ from domain.execution import (
     decide_finish,
     decide_lease_expired,
     decide_start,
+    dependency_verdict,
 )
 from domain.retry_policy import RetryPolicy
 from domain.schedule import Schedule
@@ -181,3 +182,15 @@ def test_recurring_task_returns_to_pending_between_runs() -> None:
         state, decide_finish(state, run_id="r1", attempt=1, ok=True, now=T0, random_unit=0)
     )
     assert public_status(state) == "pending" and state.next_run_at == T0 + timedelta(minutes=1)
+
+
+def test_dependency_verdicts() -> None:
+    state = task(once_at(T0), dependencies=("a", "b"))
+    assert dependency_verdict(state, {"a": "completed", "b": "completed"}) == ("ready", None)
+    assert dependency_verdict(state, {"a": "completed", "b": "running"}) == ("wait", None)
+    assert dependency_verdict(state, {"a": "failed", "b": "running"}) == (
+        "cancel",
+        "dependency a failed",
+    )
+    assert dependency_verdict(state, {"a": "completed"}) == ("cancel", "dependency b was deleted")
+    assert dependency_verdict(state, {"a": "cancelled", "b": "completed"})[0] == "cancel"
