@@ -42,6 +42,23 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = {}
 
 
+class DuplicateKey(Exception):
+    """The append named a dedupe key another task still holds."""
+
+    def __init__(self, key: str, holder: str) -> None:
+        super().__init__(f"dedupe key {key!r} is held by task {holder}")
+        self.key = key
+        self.holder = holder
+
+
+class DedupeClaim(msgspec.Struct, frozen=True):
+    """Hold `key` for `task_id` until `until`; appended atomically with the events."""
+
+    key: str
+    task_id: str
+    until: datetime
+
+
 class AppendItem(msgspec.Struct, frozen=True, kw_only=True):
     """Events for one stream; `expected` is the version last seen (-1: new stream, None: any)."""
 
@@ -49,6 +66,7 @@ class AppendItem(msgspec.Struct, frozen=True, kw_only=True):
     project_id: str
     expected: int | None
     events: Sequence[NewEvent]
+    dedupe: DedupeClaim | None = None
 
 
 class AppendOutcome(msgspec.Struct, frozen=True):
@@ -91,14 +109,17 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
     return RecordedEvent(**dict(row))
 
 
-async def append_items(
-    conn: asyncpg.Connection, items: Sequence[AppendItem]
-) -> list[AppendOutcome | WrongExpectedVersion]:
+AppendResult = AppendOutcome | WrongExpectedVersion | DuplicateKey
+
+
+async def append_items(conn: asyncpg.Connection, items: Sequence[AppendItem]) -> list[AppendResult]:
     """Append in the caller's transaction; it must be the transaction's first write."""
     rows = await conn.fetch("SELECT * FROM ts_append($1::jsonb)", encode(items).decode())
-    out: list[AppendOutcome | WrongExpectedVersion] = []
+    out: list[AppendResult] = []
     for item, row in zip(items, rows, strict=True):
-        if row["ok"]:
+        if row["duplicate_of"] is not None and item.dedupe is not None:
+            out.append(DuplicateKey(item.dedupe.key, row["duplicate_of"]))
+        elif row["ok"]:
             out.append(
                 AppendOutcome(row["stream_version"], row["first_position"], int(row["txid"]))
             )
@@ -127,7 +148,7 @@ class EventStore:
         )
         async with self.pool.acquire() as conn, conn.transaction():
             (result,) = await append_items(conn, [item])
-        if isinstance(result, WrongExpectedVersion):
+        if isinstance(result, Exception):
             raise result
         return result
 

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from infra.event_store import AppendItem, AppendOutcome, WrongExpectedVersion, append_items
+from infra.event_store import AppendItem, AppendOutcome, AppendResult, append_items
 from infra.json_codec import encode
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class GroupCommitter:
         self._tasks = [asyncio.create_task(self._flush_forever()) for _ in range(flushers)]
 
     async def submit(self, item: AppendItem, writes: Sequence[InlineWrite] = ()) -> AppendOutcome:
-        """Append `item` and run `writes` atomically; raises WrongExpectedVersion on conflict."""
+        """Append `item` and its view rows atomically; raises WrongExpectedVersion/DuplicateKey."""
         future: asyncio.Future[AppendOutcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Unit(item, writes, future))
         return await future
@@ -66,17 +66,19 @@ class GroupCommitter:
     async def _flush_forever(self) -> None:
         carried: list[_Unit] = []
         while True:
-            batch, streams = [], set()
+            batch: list[_Unit] = []
+            locked: set[str] = set()
             pending = carried or [await self._queue.get()]
             carried = []
             while pending or (
                 len(batch) + len(carried) < self._max_batch and not self._queue.empty()
             ):
                 unit = pending.pop(0) if pending else self._queue.get_nowait()
-                if unit.item.stream_id in streams:
+                keys = _lock_keys(unit.item)
+                if keys & locked:
                     carried.append(unit)
                 else:
-                    streams.add(unit.item.stream_id)
+                    locked |= keys
                     batch.append(unit)
             try:
                 await self._flush(batch)
@@ -98,12 +100,12 @@ class GroupCommitter:
         for unit, outcome in zip(live, outcomes, strict=True):
             if unit.future.done():  # the caller gave up (e.g. its request was cancelled)
                 continue
-            if isinstance(outcome, WrongExpectedVersion):
+            if isinstance(outcome, Exception):
                 unit.future.set_exception(outcome)
             else:
                 unit.future.set_result(outcome)
 
-    async def _commit(self, units: list[_Unit]) -> list[AppendOutcome | WrongExpectedVersion]:
+    async def _commit(self, units: list[_Unit]) -> list[AppendResult]:
         async with self._pool.acquire() as conn, conn.transaction():
             outcomes = await append_items(conn, [u.item for u in units])
             by_sql: dict[str, list[Any]] = defaultdict(list)
@@ -114,3 +116,11 @@ class GroupCommitter:
             for sql, rows in by_sql.items():
                 await conn.execute(sql, encode(rows).decode())
         return outcomes
+
+
+def _lock_keys(item: AppendItem) -> set[str]:
+    """What an append locks: its stream and, if it claims one, its dedupe key."""
+    keys = {item.stream_id}
+    if item.dedupe is not None:
+        keys.add(f"dedupe:{item.project_id}:{item.dedupe.key}")
+    return keys

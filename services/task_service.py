@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import msgspec
@@ -17,12 +17,28 @@ from domain.errors import InvalidState, NotFound, ValidationError
 from domain.events import SCHEMA_VERSION, TaskEvent, event_type
 from domain.task import TaskState, decide, fold
 from domain.task_definition import TaskDefinition
-from infra.event_store import AppendItem, NewEvent, WrongExpectedVersion
+from infra.event_store import (
+    AppendItem,
+    DedupeClaim,
+    DuplicateKey,
+    NewEvent,
+    WrongExpectedVersion,
+)
 from infra.group_commit import GroupCommitter, InlineWrite
 from infra.json_codec import decode_state, encode
 from projections.task_view import UPSERT_SQL, task_view_row
 
 CONFLICT_RETRIES = 3
+
+
+DEFAULT_DEDUPE_WINDOW_SECONDS = 86_400
+
+
+class Created(msgspec.Struct, frozen=True):
+    """A create's answer: the task, and whether it is new (False: a dedupe key matched)."""
+
+    state: TaskState
+    created: bool
 
 
 class Actor(msgspec.Struct, frozen=True):
@@ -79,16 +95,39 @@ class TaskService:
         actor: Actor,
         task_id: str | None = None,
     ) -> TaskState:
-        """Create a task; returns its state as stored."""
+        """Create a task; returns its state as stored (see `create_or_match` for dedupe keys)."""
+        return (
+            await self.create_or_match(project_id, definition, actor=actor, task_id=task_id)
+        ).state
+
+    async def create_or_match(
+        self,
+        project_id: str,
+        definition: TaskDefinition,
+        *,
+        actor: Actor,
+        task_id: str | None = None,
+    ) -> Created:
+        """Create a task, or return the one holding its dedupe key within the key's window."""
+        now = self.clock()
         command = CreateTask(
             task_id=task_id or str(uuid.uuid4()), project_id=project_id, definition=definition
         )
         await self._check_dependencies(project_id, definition.dependencies)
-        events = decide(None, command, now=self.clock(), allow_commands=self.allow_commands)
+        events = decide(None, command, now=now, allow_commands=self.allow_commands)
+        dedupe = None
+        if definition.dedupe_key is not None:
+            window = definition.dedupe_window_seconds or DEFAULT_DEDUPE_WINDOW_SECONDS
+            dedupe = DedupeClaim(
+                definition.dedupe_key, command.task_id, now + timedelta(seconds=window)
+            )
         try:
-            return await self._append(None, command.task_id, project_id, events, actor)
+            state = await self._append(None, command.task_id, project_id, events, actor, dedupe)
         except WrongExpectedVersion:
             raise InvalidState(f"task {command.task_id} already exists") from None
+        except DuplicateKey as duplicate:
+            return Created(await self.get(project_id, duplicate.holder), created=False)
+        return Created(state, created=True)
 
     async def _check_dependencies(self, project_id: str, dependencies: tuple[str, ...]) -> None:
         if not dependencies:
@@ -129,6 +168,7 @@ class TaskService:
         project_id: str,
         events: list[TaskEvent],
         actor: Actor,
+        dedupe: DedupeClaim | None = None,
     ) -> TaskState:
         new_state = fold(events, state)
         assert new_state is not None
@@ -148,6 +188,7 @@ class TaskService:
                 )
                 for e in events
             ],
+            dedupe=dedupe,
         )
         view = InlineWrite(UPSERT_SQL, task_view_row(new_state, encode(new_state)))
         await self.committer.submit(item, [view])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -259,3 +260,34 @@ async def test_rate_limit_headers_and_429(pool: asyncpg.Pool) -> None:
         assert body["error"]["code"] == "rate_limited" and int(response.headers["Retry-After"]) >= 1
         status, _, _ = await api.call("GET", "/api/tasks", key=api.key_b)
         assert status == 200, "one project's limit must not throttle another"
+
+
+async def test_dedupe_key_returns_the_existing_task_within_its_window(api: Api) -> None:
+    body = http_task(dedupe_key="invoice-42", dedupe_window_seconds=3600)
+    status, first, _ = await api.call("POST", "/api/tasks", json=body)
+    assert status == 201
+    before = await api.event_count()
+    results = await asyncio.gather(*(api.call("POST", "/api/tasks", json=body) for _ in range(5)))
+    assert [r[0] for r in results] == [200] * 5
+    assert {r[1]["data"]["id"] for r in results} == {first["data"]["id"]}
+    assert await api.event_count() == before, "a duplicate writes nothing"
+    status, other_project, _ = await api.call("POST", "/api/tasks", json=body, key=api.key_b)
+    assert status == 201 and other_project["data"]["id"] != first["data"]["id"]
+    status, _, _ = await api.call("POST", "/api/tasks", json=http_task(dedupe_key="invoice-43"))
+    assert status == 201
+
+
+async def test_concurrent_creates_with_one_dedupe_key_make_one_task(api: Api) -> None:
+    body = http_task(dedupe_key="race")
+    results = await asyncio.gather(*(api.call("POST", "/api/tasks", json=body) for _ in range(20)))
+    statuses = sorted(r[0] for r in results)
+    assert statuses == [200] * 19 + [201]
+    assert len({r[1]["data"]["id"] for r in results}) == 1
+
+
+async def test_expired_dedupe_key_allows_a_new_task(api: Api) -> None:
+    body = http_task(dedupe_key="short", dedupe_window_seconds=1)
+    _, first, _ = await api.call("POST", "/api/tasks", json=body)
+    await api.pool.execute("UPDATE dedupe_keys SET expires_at = now() - interval '1 second'")
+    status, second, _ = await api.call("POST", "/api/tasks", json=body)
+    assert status == 201 and second["data"]["id"] != first["data"]["id"]

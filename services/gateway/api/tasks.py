@@ -66,10 +66,15 @@ async def create_handler(request: web.Request) -> web.Response:
     ctx = context_of(request)
     try:
         definition = definition_from(body, now=ctx.tasks.clock())
-        state = await ctx.tasks.create(project_of(request), definition, actor=actor_of(request))
+        outcome = await ctx.tasks.create_or_match(
+            project_of(request), definition, actor=actor_of(request)
+        )
     except DomainError as exc:
         raise _renamed(exc, used_scheduled_at=body.scheduled_at is not None) from None
-    return respond(s.TaskEnvelope(data=task_out(state)), status=201)
+    # A dedupe key that matched answers with the existing task: 200, not 201.
+    return respond(
+        s.TaskEnvelope(data=task_out(outcome.state)), status=201 if outcome.created else 200
+    )
 
 
 async def update_handler(request: web.Request) -> web.Response:
