@@ -51,6 +51,22 @@ class DuplicateKey(Exception):
         self.holder = holder
 
 
+class ConcurrencyLimited(Exception):
+    """The append would start more runs of a concurrency key than its limit allows."""
+
+    def __init__(self, key: str, limit: int) -> None:
+        super().__init__(f"concurrency key {key!r} already has {limit} run(s) in flight")
+        self.key = key
+        self.limit = limit
+
+
+class Slot(msgspec.Struct, frozen=True):
+    """Take one of `limit` in-flight places of concurrency `key` (checked under a lock)."""
+
+    key: str
+    limit: int
+
+
 class DedupeClaim(msgspec.Struct, frozen=True):
     """Hold `key` for `task_id` until `until`; appended atomically with the events."""
 
@@ -67,6 +83,7 @@ class AppendItem(msgspec.Struct, frozen=True, kw_only=True):
     expected: int | None
     events: Sequence[NewEvent]
     dedupe: DedupeClaim | None = None
+    slot: Slot | None = None
 
 
 class AppendOutcome(msgspec.Struct, frozen=True):
@@ -109,7 +126,7 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
     return RecordedEvent(**dict(row))
 
 
-AppendResult = AppendOutcome | WrongExpectedVersion | DuplicateKey
+AppendResult = AppendOutcome | WrongExpectedVersion | DuplicateKey | ConcurrencyLimited
 
 
 async def append_items(conn: asyncpg.Connection, items: Sequence[AppendItem]) -> list[AppendResult]:
@@ -119,6 +136,8 @@ async def append_items(conn: asyncpg.Connection, items: Sequence[AppendItem]) ->
     for item, row in zip(items, rows, strict=True):
         if row["duplicate_of"] is not None and item.dedupe is not None:
             out.append(DuplicateKey(item.dedupe.key, row["duplicate_of"]))
+        elif row["limited"] and item.slot is not None:
+            out.append(ConcurrencyLimited(item.slot.key, item.slot.limit))
         elif row["ok"]:
             out.append(
                 AppendOutcome(row["stream_version"], row["first_position"], int(row["txid"]))

@@ -119,8 +119,10 @@ class GroupCommitter:
 
 
 def _lock_keys(item: AppendItem) -> set[str]:
-    """What an append locks: its stream and, if it claims one, its dedupe key."""
+    """What an append locks: its stream, and any dedupe key or concurrency slot it claims."""
     keys = {item.stream_id}
     if item.dedupe is not None:
         keys.add(f"dedupe:{item.project_id}:{item.dedupe.key}")
+    if item.slot is not None:
+        keys.add(f"slot:{item.project_id}:{item.slot.key}")
     return keys

@@ -22,6 +22,7 @@ from infra.event_store import (
     DedupeClaim,
     DuplicateKey,
     NewEvent,
+    Slot,
     WrongExpectedVersion,
 )
 from infra.group_commit import GroupCommitter, InlineWrite
@@ -169,6 +170,7 @@ class TaskService:
         events: list[TaskEvent],
         actor: Actor,
         dedupe: DedupeClaim | None = None,
+        slot: Slot | None = None,
     ) -> TaskState:
         new_state = fold(events, state)
         assert new_state is not None
@@ -189,11 +191,14 @@ class TaskService:
                 for e in events
             ],
             dedupe=dedupe,
+            slot=slot,
         )
         view = InlineWrite(UPSERT_SQL, task_view_row(new_state, encode(new_state)))
         await self.committer.submit(item, [view])
         return new_state
 
-    async def record(self, state: TaskState, events: list[TaskEvent], *, actor: Actor) -> TaskState:
+    async def record(
+        self, state: TaskState, events: list[TaskEvent], *, actor: Actor, slot: Slot | None = None
+    ) -> TaskState:
         """Append events already decided against `state` (execution paths decide their own)."""
-        return await self._append(state, state.task_id, state.project_id, events, actor)
+        return await self._append(state, state.task_id, state.project_id, events, actor, slot=slot)

@@ -28,7 +28,7 @@ from domain.errors import DomainError
 from domain.events import TaskCancelled, TaskDispatched, TaskEvent
 from domain.execution import decide_dispatch, decide_lease_expired, dependency_verdict
 from domain.task import TaskState
-from infra.event_store import WrongExpectedVersion
+from infra.event_store import ConcurrencyLimited, Slot, WrongExpectedVersion
 from infra.json_codec import decode_state
 from services.task_service import Actor, TaskService
 
@@ -87,7 +87,7 @@ class SchedulerConfig(msgspec.Struct, frozen=True, kw_only=True):
     dispatch_lease_seconds: float = 60.0
     # The lease sweep runs at least this often.
     sweep_seconds: float = 1.0
-    # How soon a task waiting for its dependencies is looked at again.
+    # How soon a task waiting for its dependencies or a concurrency slot is looked at again.
     dependency_recheck_seconds: float = 0.5
 
 
@@ -194,10 +194,19 @@ class Scheduler:
     async def _record_and_send(self, state: TaskState, events: list[TaskEvent]) -> None:
         if not events:
             return
+        key = state.definition.concurrency_key
+        dispatching = any(isinstance(e, TaskDispatched) for e in events)
+        slot = Slot(key, state.definition.concurrency_limit) if key and dispatching else None
         try:
-            await self.tasks.record(state, events, actor=self.actor)
+            await self.tasks.record(state, events, actor=self.actor, slot=slot)
         except WrongExpectedVersion:
             return  # someone changed the task meanwhile; it is re-claimed if still due
+        except ConcurrencyLimited:
+            # Stays due; look again shortly (a finishing run does not touch this task's row).
+            await self.pool.execute(
+                _RECHECK_SOON, state.task_id, self.config.dependency_recheck_seconds
+            )
+            return
         for event in events:
             if isinstance(event, TaskDispatched):
                 self.dispatched += 1

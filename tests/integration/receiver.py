@@ -28,6 +28,8 @@ class Receiver:
     # path -> function(call number) -> (status, delay seconds)
     behaviour: dict[str, Callable[[int], tuple[int, float]]] = field(default_factory=dict)
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     def calls(self, path: str) -> list[Seen]:
         return [s for s in self.seen if s.path == path]
@@ -54,8 +56,13 @@ async def running_receiver() -> AsyncIterator[Receiver]:
         async with receiver.arrived:
             receiver.arrived.notify_all()
         status, delay = receiver.behaviour.get(request.path, lambda _: (200, 0.0))(n)
-        if delay:
-            await asyncio.sleep(delay)
+        receiver.in_flight += 1
+        receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+        finally:
+            receiver.in_flight -= 1
         return web.Response(status=status, text=f"call {n}")
 
     app = web.Application()

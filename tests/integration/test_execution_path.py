@@ -262,3 +262,17 @@ async def test_dependencies_wait_for_completion_and_failures_cancel_dependents(r
         f"task-{doomed.task_id}",
     )
     assert reason == f"dependency {failing.task_id} failed"
+
+
+async def test_concurrency_key_limit_holds_across_two_replicas(rig: Rig) -> None:
+    for i in range(8):
+        rig.receiver.behaviour[f"/limited/{i}"] = lambda n: (200, 0.4)
+    _, stop, loops = await run_schedulers(rig, count=2)
+    limited = [
+        await rig.create(f"/limited/{i}", concurrency_key="crm-sync", concurrency_limit=2)
+        for i in range(8)
+    ]
+    for t in limited:
+        await rig.wait_status(t.task_id, "completed", timeout=15)
+    await stop_all(stop, loops)
+    assert rig.receiver.max_in_flight == 2, f"saw {rig.receiver.max_in_flight} at once"
