@@ -21,12 +21,14 @@ import asyncpg
 import msgspec
 
 from domain.actions import Action, CommandAction, HandlerAction, HttpAction
+from domain.events import TaskCheckpointed
 from domain.execution import StaleDelivery, decide_finish, decide_start
 from domain.task import TaskState
 from infra.egress_client import EgressClient, EgressConnectionError, EgressTimeout
 from infra.egress_guard import EgressRefused
 from infra.event_store import WrongExpectedVersion
 from infra.json_codec import decode_state
+from services.handlers import LOG_LEVELS, find_handler
 from services.task_service import Actor, TaskService
 
 log = logging.getLogger(__name__)
@@ -154,8 +156,7 @@ class RunExecutor:
         if isinstance(action, CommandAction):
             return await self._command(action, float(state.definition.timeout_seconds))
         if isinstance(action, HandlerAction):
-            return Outcome(ok=False, error=f"no handler named {action.name!r} is registered",
-                           reason="unknown_handler")  # fmt: skip
+            return await self._handler(state, action)
         return Outcome(ok=True, result={"action": None})
 
     async def _http(self, state: TaskState, action: HttpAction) -> Outcome:
@@ -181,6 +182,22 @@ class RunExecutor:
             ok=False, result=result, error=f"HTTP {response.status}", reason="http_status"
         )
 
+    async def _handler(self, state: TaskState, action: HandlerAction) -> Outcome:
+        fn = find_handler(action.name)
+        if fn is None:
+            return Outcome(
+                ok=False,
+                error=f"no handler named {action.name!r} is registered on this worker",
+                reason="unknown_handler",
+            )
+        context = _RunContext(self, state)
+        try:
+            result = await fn(context)
+        except Exception as exc:  # the handler's failure is the run's failure
+            await context.log("error", f"{type(exc).__name__}: {exc}")
+            return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}", reason="exception")
+        return Outcome(ok=True, result=result)
+
     async def _command(self, action: CommandAction, limit_seconds: float) -> Outcome:
         if not self.allow_commands:
             return Outcome(ok=False, error="command actions are disabled on this worker",
@@ -202,3 +219,46 @@ class RunExecutor:
             return Outcome(ok=True, result=result)
         return Outcome(ok=False, result=result, error=f"exit code {process.returncode}",
                        reason="exit_code")  # fmt: skip
+
+
+class _RunContext:
+    """What a handler sees of its run."""
+
+    def __init__(self, executor: RunExecutor, state: TaskState) -> None:
+        self._executor = executor
+        self.task_id = state.task_id
+        self.project_id = state.project_id
+        self.run_id = state.run_id or ""
+        self.attempt = state.attempt
+        self.payload = state.definition.payload
+        self.checkpoint = state.checkpoint_data
+
+    async def save_checkpoint(self, data: Any) -> None:
+        """Record `task.checkpointed`; a retry of this run starts from it."""
+        executor = self._executor
+        for _ in range(5):
+            state = await executor._load(self.task_id)
+            if state is None:
+                return
+            event = TaskCheckpointed(at=executor.tasks.clock(), data=data, run_id=self.run_id)
+            try:
+                await executor.tasks.record(state, [event], actor=executor.actor)
+            except WrongExpectedVersion:
+                continue
+            self.checkpoint = data
+            return
+        raise RuntimeError("could not save the checkpoint: the task keeps changing")
+
+    async def log(self, level: str, message: str) -> None:
+        """Write a log line to the task's logs (GET /api/tasks/{id}/logs)."""
+        if level not in LOG_LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LOG_LEVELS)}")
+        await self._executor.pool.execute(
+            "INSERT INTO task_logs (project_id, task_id, run_id, level, message)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            self.project_id,
+            self.task_id,
+            self.run_id,
+            level,
+            message[:10_000],
+        )

@@ -15,13 +15,14 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from domain.actions import HttpAction
+from domain.actions import HandlerAction, HttpAction
 from domain.retry_policy import RetryPolicy
 from domain.schedule import Schedule
 from domain.task import TaskState
 from domain.task_definition import TaskDefinition
 from infra.egress_client import EgressClient
 from infra.group_commit import GroupCommitter
+from services.handlers import load_handler_modules
 from services.run_executor import RunExecutor
 from services.scheduler.dispatcher import Scheduler, SchedulerConfig
 from services.task_service import Actor, TaskService
@@ -276,3 +277,34 @@ async def test_concurrency_key_limit_holds_across_two_replicas(rig: Rig) -> None
         await rig.wait_status(t.task_id, "completed", timeout=15)
     await stop_all(stop, loops)
     assert rig.receiver.max_in_flight == 2, f"saw {rig.receiver.max_in_flight} at once"
+
+
+async def test_handler_gets_payload_saves_checkpoints_logs_and_resumes(rig: Rig) -> None:
+    assert "resumable-steps" in load_handler_modules(["tests.integration.sample_handlers"])
+    _, stop, loops = await run_schedulers(rig)
+    task = await rig.create(
+        "/unused",
+        action=HandlerAction(name="resumable-steps"),
+        payload={"to": "ops"},
+        retry=RetryPolicy(max_retries=1, backoff="fixed", base_seconds=0.1),
+    )
+    missing = await rig.create("/unused2", action=HandlerAction(name="not-registered"))
+    await rig.wait_status(task.task_id, "completed")
+    await rig.wait_status(missing.task_id, "failed")
+    await stop_all(stop, loops)
+    state = await rig.tasks.get(rig.project, task.task_id)
+    assert state.result == {"resumed_from": 1, "payload": {"to": "ops"}}
+    assert state.checkpoint_data == {"step": 1}
+    lines = await rig.pool.fetch(
+        "SELECT level, message FROM task_logs WHERE task_id = $1 ORDER BY id", task.task_id
+    )
+    assert [(r["level"], r["message"]) for r in lines] == [
+        ("info", "starting with {'to': 'ops'}"),
+        ("error", "RuntimeError: crashed after step 1"),
+        ("info", "resuming from step 1"),
+    ]
+    reason = await rig.pool.fetchval(
+        "SELECT data->>'reason' FROM events WHERE stream_id = $1 AND type = 'task.failed'",
+        f"task-{missing.task_id}",
+    )
+    assert reason == "unknown_handler"
