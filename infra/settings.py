@@ -44,6 +44,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     egress_allow_cidrs: str = ""
     # Most bytes of a callback or webhook response that are read.
     egress_max_response_bytes: int = 64 * 1024
+    # dramatiq broker: redis://… or amqp://… (RabbitMQ). Unset: an embedded Redis in data_dir.
+    broker_url: str | None = None
+    # Threads per worker process (concurrent runs).
+    worker_threads: int = 8
+    # A running run's lease; heartbeats push it forward every third of it.
+    lease_seconds: float = 30.0
+    # How long a dispatched run may wait for a worker before it counts as lost and is retried.
+    dispatch_lease_seconds: float = 60.0
     log_level: str = "INFO"
 
 

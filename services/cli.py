@@ -10,18 +10,26 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
+import dramatiq
+import msgspec
 from aiohttp import web
 
 from infra.db import create_pool
 from infra.embedded_postgres import start_embedded_postgres
+from infra.group_commit import GroupCommitter
 from infra.migrations import migrate
 from infra.project_store import ProjectExists, add_key, create_project, project_by_name
 from infra.settings import Settings, load_settings
 from services.gateway.app import build_app
+from services.handlers import load_handler_modules
+from services.scheduler.dispatcher import Scheduler, SchedulerConfig
+from services.task_service import TaskService
+from services.worker.main import broker_for, run_sender, serve_worker, worker_id
 
 log = logging.getLogger("taskstream")
 
@@ -61,36 +69,66 @@ async def ensure_default_project(conn: asyncpg.Connection, data_dir: Path) -> st
     return key
 
 
-async def _serve(settings: Settings, dsn: str, data_dir: Path, host: str, port: int) -> None:
+async def _serve(
+    settings: Settings,
+    dsn: str,
+    data_dir: Path,
+    *,
+    host: str | None,
+    port: int | None,
+    broker: dramatiq.Broker | None,
+) -> None:
+    """Run the gateway (given a `port`) and the scheduler (given a `broker`) until a signal."""
     pool = await create_pool(dsn, size=settings.db_pool_size)
+    committer: GroupCommitter | None = None
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
-            new_key = await ensure_default_project(conn, data_dir)
+            new_key = await ensure_default_project(conn, data_dir) if port else None
         # Everything loaded so far lives for the whole process: keep the collector off it, and
         # collect young objects less often (a request allocates thousands): it trims tail latency.
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 50, 50)
-        runner = web.AppRunner(build_app(settings, pool), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        print(
-            f"taskstream serving on http://{host}:{port}  (API docs: http://{host}:{port}/api/docs)"
-        )
-        if new_key is not None:
-            print(f"project 'default' API key (shown once, also in {data_dir}/credentials.json):")
-            print(f"  {new_key}")
-        else:
-            print(f"credentials: {data_dir}/credentials.json")
-        sys.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        runner = None
+        if port:
+            runner = web.AppRunner(build_app(settings, pool), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, host, port).start()
+            print(
+                f"taskstream serving on http://{host}:{port}  (API docs: http://{host}:{port}/api/docs)"
+            )
+            if new_key is not None:
+                print(
+                    f"project 'default' API key (shown once, also in {data_dir}/credentials.json):"
+                )
+                print(f"  {new_key}")
+            else:
+                print(f"credentials: {data_dir}/credentials.json")
+        scheduling = None
+        if broker is not None:
+            committer = GroupCommitter(pool, max_batch=settings.group_commit_max, flushers=2)
+            scheduler = Scheduler(
+                pool,
+                TaskService(pool, committer, allow_commands=settings.allow_commands),
+                run_sender(broker),
+                config=SchedulerConfig(dispatch_lease_seconds=settings.dispatch_lease_seconds),
+            )
+            scheduling = asyncio.create_task(scheduler.run(stop))
+            print(f"scheduler {scheduler.id} running")
+        sys.stdout.flush()
         await stop.wait()
-        await runner.cleanup()
+        if scheduling is not None:
+            await scheduling
+        if runner is not None:
+            await runner.cleanup()
     finally:
+        if committer is not None:
+            await committer.close()
         await pool.close()
 
 
@@ -104,16 +142,71 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    """Gateway, scheduler and worker in one process, on embedded servers unless configured."""
+    if args.allow_commands:
+        settings = msgspec.structs.replace(settings, allow_commands=True)
+    load_handler_modules(args.handlers)
     data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
     dsn, stop_db = database_url(settings, data_dir)
+    broker, stop_broker = broker_for(settings, data_dir)
+    worker_stop = threading.Event()
+    worker = threading.Thread(
+        target=serve_worker,
+        args=(broker, settings, dsn, worker_stop),
+        kwargs={"allow_commands": settings.allow_commands},
+        name="worker",
+        daemon=True,
+    )
     try:
+        # Migrate before the worker boots: its first query must find the tables.
+        asyncio.run(_migrate(dsn))
+        worker.start()
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(
                 _serve(
-                    settings, dsn, data_dir, args.host or settings.host, args.port or settings.port
+                    settings,
+                    dsn,
+                    data_dir,
+                    host=args.host or settings.host,
+                    port=args.port or settings.port,
+                    broker=broker,
                 )
             )
     finally:
+        worker_stop.set()
+        worker.join(timeout=60)
+        stop_broker()
+        stop_db()
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    """Only the scheduler (run as many replicas as you like)."""
+    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
+    dsn, stop_db = database_url(settings, data_dir)
+    broker, stop_broker = broker_for(settings, data_dir)
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(_serve(settings, dsn, data_dir, host=None, port=None, broker=broker))
+    finally:
+        stop_broker()
+        stop_db()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Only a worker: runs the actions of dispatched runs."""
+    load_handler_modules(args.handlers)
+    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
+    dsn, stop_db = database_url(settings, data_dir)
+    broker, stop_broker = broker_for(settings, data_dir)
+    try:
+        asyncio.run(_migrate(dsn))
+        print(f"worker {worker_id()} running")
+        sys.stdout.flush()
+        serve_worker(broker, settings, dsn, threading.Event(), allow_commands=args.allow_commands)
+    finally:
+        stop_broker()
         stop_db()
     return 0
 
@@ -166,6 +259,19 @@ def cmd_projects_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _execution_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--handlers",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE so its @handler functions can run (repeatable)",
+    )
+    p.add_argument(
+        "--allow-commands", action="store_true", help="allow `command` actions (subprocesses)"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="taskstream", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -173,7 +279,15 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--host")
     dev.add_argument("--port", type=int)
     dev.add_argument("--data-dir")
+    _execution_flags(dev)
     dev.set_defaults(run=cmd_dev)
+    sched = sub.add_parser("scheduler", help="run a scheduler replica")
+    sched.add_argument("--data-dir")
+    sched.set_defaults(run=cmd_scheduler)
+    work = sub.add_parser("worker", help="run a worker process")
+    work.add_argument("--data-dir")
+    _execution_flags(work)
+    work.set_defaults(run=cmd_worker)
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.add_argument("--data-dir")
     mig.set_defaults(run=cmd_migrate)

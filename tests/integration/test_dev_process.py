@@ -47,9 +47,9 @@ def test_dev_on_a_bare_machine_uses_embedded_postgres_and_keeps_data(tmp_path: P
 
         task_id = asyncio.run(create())
     with dev_server(data_dir, port, env) as proc:
+        assert "credentials.json" in proc.wait_for("credentials:")
         output = "\n".join(proc.drain())
         assert creds["api_key"] not in output, "the key must be printed only on first start"
-        assert "credentials.json" in output
 
         async def fetch() -> int:
             async with (

@@ -1,0 +1,115 @@
+"""The worker process: dramatiq actors that carry out runs.
+
+One actor, `run_task(task_id, run_id, attempt)` on queue `runs`, async under dramatiq's AsyncIO
+middleware. Its database pool, group committer and outbound HTTP client are built on dramatiq's
+event-loop thread when the worker boots (LoopResources) and closed when it stops. The broker is
+only a transport: what a run does and whether it already happened is decided from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import dramatiq
+
+from infra.broker import enqueue, install_broker, make_broker
+from infra.db import create_pool
+from infra.egress_client import EgressClient
+from infra.group_commit import GroupCommitter
+from infra.settings import Settings
+from infra.worker_runtime import LoopResources, run_worker
+from services.run_executor import RunExecutor
+from services.task_service import TaskService
+
+RUN_QUEUE = "runs"
+RUN_ACTOR = "run_task"
+
+
+@dataclass
+class WorkerResources:
+    pool: asyncpg.Pool
+    committer: GroupCommitter
+    egress: EgressClient
+    executor: RunExecutor
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def broker_for(settings: Settings, data_dir: Path) -> tuple[dramatiq.Broker, Callable[[], None]]:
+    """The configured broker, installed as dramatiq's global one."""
+    broker, stop = make_broker(settings.broker_url, data_dir)
+    install_broker(broker)
+    return broker, stop
+
+
+def run_sender(broker: dramatiq.Broker) -> Callable[[str, str, int], asyncio.Future[None]]:
+    """What the scheduler calls to hand a run to the workers."""
+
+    async def send(task_id: str, run_id: str, attempt: int) -> None:
+        await asyncio.to_thread(
+            enqueue, broker, RUN_QUEUE, RUN_ACTOR, task_id=task_id, run_id=run_id, attempt=attempt
+        )
+
+    return send  # type: ignore[return-value]
+
+
+def declare_worker(
+    broker: dramatiq.Broker, settings: Settings, dsn: str, *, allow_commands: bool
+) -> LoopResources[WorkerResources]:
+    """Add the resources middleware and the run actor to `broker`."""
+    ident = worker_id()
+
+    async def build() -> WorkerResources:
+        pool = await create_pool(dsn, size=max(4, settings.worker_threads + 2))
+        committer = GroupCommitter(pool, max_batch=settings.group_commit_max, flushers=2)
+        egress = EgressClient(
+            settings.egress_allow_cidrs, max_response_bytes=settings.egress_max_response_bytes
+        )
+        await egress.__aenter__()
+        executor = RunExecutor(
+            pool,
+            TaskService(pool, committer, allow_commands=allow_commands),
+            egress,
+            worker_id=ident,
+            lease_seconds=settings.lease_seconds,
+            allow_commands=allow_commands,
+        )
+        return WorkerResources(pool, committer, egress, executor)
+
+    async def close(resources: WorkerResources) -> None:
+        await resources.egress.close()
+        await resources.committer.close()
+        await resources.pool.close()
+
+    loop_resources: LoopResources[WorkerResources] = LoopResources(build, close)
+    broker.add_middleware(loop_resources)
+
+    async def run_task(task_id: str, run_id: str, attempt: int) -> None:
+        await loop_resources.resources().executor.execute(task_id, run_id, attempt)
+
+    dramatiq.actor(
+        run_task, broker=broker, actor_name=RUN_ACTOR, queue_name=RUN_QUEUE, max_retries=0
+    )
+    return loop_resources
+
+
+def serve_worker(
+    broker: dramatiq.Broker,
+    settings: Settings,
+    dsn: str,
+    stop: threading.Event,
+    *,
+    allow_commands: bool,
+) -> None:
+    """Declare the actor and run the worker until `stop` is set."""
+    declare_worker(broker, settings, dsn, allow_commands=allow_commands)
+    run_worker(broker, queues={RUN_QUEUE}, threads=settings.worker_threads, stop=stop)
