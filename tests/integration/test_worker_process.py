@@ -84,7 +84,8 @@ async def test_kill_9_of_a_worker_mid_call_is_retried_and_completed_once(
             stop.set()
             await loop
         rows = await pool.fetch(
-            "SELECT type, data->>'reason' AS reason FROM events WHERE stream_id = $1 ORDER BY version",
+            "SELECT type, data->>'reason' AS reason FROM events"
+            " WHERE stream_id = $1 ORDER BY version",
             f"task-{task.task_id}",
         )
         types = [r["type"] for r in rows]
