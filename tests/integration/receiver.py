@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -25,8 +26,8 @@ class Seen:
 class Receiver:
     url: str
     seen: list[Seen] = field(default_factory=list)
-    # path -> function(call number) -> (status, delay seconds)
-    behaviour: dict[str, Callable[[int], tuple[int, float]]] = field(default_factory=dict)
+    # path -> function(call number) -> (status, delay seconds[, response headers])
+    behaviour: dict[str, Callable[[int], tuple[Any, ...]]] = field(default_factory=dict)
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -55,7 +56,7 @@ async def running_receiver() -> AsyncIterator[Receiver]:
         n = len(receiver.calls(request.path))
         async with receiver.arrived:
             receiver.arrived.notify_all()
-        status, delay = receiver.behaviour.get(request.path, lambda _: (200, 0.0))(n)
+        status, delay, *extra = receiver.behaviour.get(request.path, lambda _: (200, 0.0))(n)
         receiver.in_flight += 1
         receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
         try:
@@ -63,7 +64,7 @@ async def running_receiver() -> AsyncIterator[Receiver]:
                 await asyncio.sleep(delay)
         finally:
             receiver.in_flight -= 1
-        return web.Response(status=status, text=f"call {n}")
+        return web.Response(status=status, text=f"call {n}", headers=extra[0] if extra else None)
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)

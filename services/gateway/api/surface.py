@@ -10,6 +10,7 @@ from aiohttp import web
 from domain.errors import DomainError
 from services.gateway.api import schemas as s
 from services.gateway.api.tasks import PRINCIPAL, ROUTES
+from services.gateway.api.webhooks import WEBHOOK_ROUTES
 from services.gateway.context import context_of
 from services.gateway.http_json import respond
 from services.gateway.openapi import add_docs_routes, openapi_document
@@ -84,9 +85,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 def build_api_app() -> web.Application:
     """The /api sub-application."""
     app = web.Application(middlewares=[errors, authenticate])
-    add_routes(app, ROUTES)
+    add_routes(app, ROUTES + WEBHOOK_ROUTES)
     document = openapi_document(
-        ROUTES,
+        ROUTES + WEBHOOK_ROUTES,
         title="taskstream API",
         version=API_VERSION,
         prefix=MOUNT,

@@ -1,0 +1,71 @@
+"""Bodies of the /api/webhooks endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from services.gateway.api.schemas import Body, PageMeta
+
+
+class WebhookCreate(Body):
+    url: str
+    events: list[str] = []
+    description: str | None = None
+
+
+class WebhookOut(msgspec.Struct, kw_only=True):
+    id: str
+    url: str
+    events: list[str]
+    description: str | None
+    created_at: datetime
+    disabled_at: datetime | None
+    disabled_reason: str | None
+
+
+class WebhookCreated(WebhookOut, kw_only=True):
+    """Carries the signing secret: shown once, here."""
+
+    secret: str
+
+
+class WebhookCreatedEnvelope(msgspec.Struct, kw_only=True):
+    data: WebhookCreated
+
+
+class WebhookListEnvelope(msgspec.Struct, kw_only=True):
+    data: list[WebhookOut]
+    meta: PageMeta
+
+
+class DeliveryAttemptOut(msgspec.Struct, kw_only=True):
+    delivery_id: str
+    event_id: str
+    event_type: str
+    status: str
+    attempt: int
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+class DeliveryAttemptsEnvelope(msgspec.Struct, kw_only=True):
+    data: list[DeliveryAttemptOut]
+    meta: PageMeta
+
+
+class WebhookDeleted(msgspec.Struct, kw_only=True):
+    success: bool
+    message: str
+
+
+class WebhookDeletedEnvelope(msgspec.Struct, kw_only=True):
+    data: WebhookDeleted
+
+
+class PageQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    page: int = 1
+    limit: int = 20

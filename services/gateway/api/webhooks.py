@@ -1,0 +1,162 @@
+"""/api/webhooks: per-project endpoints for signed lifecycle webhooks, and their delivery log."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import uuid
+
+from aiohttp import web
+
+from domain.webhook_policy import SUPPORTED_EVENTS
+from domain.webhook_signing import new_secret
+from infra.egress_guard import EgressRefused, check_url, parse_allow_list
+from services.gateway.api import webhook_schemas as w
+from services.gateway.api.schemas import PageMeta
+from services.gateway.api.tasks import project_of
+from services.gateway.context import context_of
+from services.gateway.http_json import read_query, respond
+from services.gateway.problems import HttpProblem
+from services.gateway.request_body import read_json
+from services.gateway.route_table import Route
+
+MAX_ENDPOINTS_PER_PROJECT = 50
+_COLUMNS = "endpoint_id, url, events, description, created_at, disabled_at, disabled_reason"
+
+
+def _out(row: dict[str, object]) -> w.WebhookOut:
+    return w.WebhookOut(
+        id=str(row["endpoint_id"]),
+        url=str(row["url"]),
+        events=list(row["events"]),  # type: ignore[call-overload]
+        description=row["description"],  # type: ignore[arg-type]
+        created_at=row["created_at"],  # type: ignore[arg-type]
+        disabled_at=row["disabled_at"],  # type: ignore[arg-type]
+        disabled_reason=row["disabled_reason"],  # type: ignore[arg-type]
+    )
+
+
+def _page(query: w.PageQuery) -> tuple[int, int]:
+    if not 1 <= query.limit <= 100:
+        raise HttpProblem(422, "validation_error", "limit must be between 1 and 100", field="limit")
+    if query.page < 1:
+        raise HttpProblem(422, "validation_error", "page must be 1 or more", field="page")
+    return query.limit, (query.page - 1) * query.limit
+
+
+async def create_handler(request: web.Request) -> web.Response:
+    body = await read_json(request, w.WebhookCreate)
+    ctx = context_of(request)
+    unknown = sorted(set(body.events) - SUPPORTED_EVENTS)
+    if unknown:
+        raise HttpProblem(
+            422,
+            "validation_error",
+            f"unknown events: {', '.join(unknown)}; known: {', '.join(sorted(SUPPORTED_EVENTS))}",
+            field="events",
+        )
+    try:
+        check_url(body.url, parse_allow_list(ctx.settings.egress_allow_cidrs))
+    except EgressRefused as exc:
+        raise HttpProblem(422, "validation_error", f"url: {exc.message}", field="url") from None
+    project = project_of(request)
+    count = await ctx.pool.fetchval(
+        "SELECT count(*) FROM webhook_endpoints WHERE project_id = $1 AND disabled_at IS NULL",
+        project,
+    )
+    if count >= MAX_ENDPOINTS_PER_PROJECT:
+        raise HttpProblem(409, "limit_reached", f"at most {MAX_ENDPOINTS_PER_PROJECT} endpoints")
+    secret = new_secret(secrets.token_bytes(32))
+    row = await ctx.pool.fetchrow(
+        f"INSERT INTO webhook_endpoints (endpoint_id, project_id, url, secret, events, description)"
+        f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}",
+        f"wh_{uuid.uuid4().hex}",
+        project,
+        body.url,
+        secret,
+        sorted(set(body.events)),
+        body.description,
+    )
+    out = _out(dict(row))
+    created = w.WebhookCreated(**{f: getattr(out, f) for f in out.__struct_fields__}, secret=secret)
+    return respond(w.WebhookCreatedEnvelope(data=created), status=201)
+
+
+async def list_handler(request: web.Request) -> web.Response:
+    query = read_query(request, w.PageQuery)
+    limit, offset = _page(query)
+    ctx = context_of(request)
+    project = project_of(request)
+    total = await ctx.pool.fetchval(
+        "SELECT count(*) FROM webhook_endpoints WHERE project_id = $1", project
+    )
+    rows = await ctx.pool.fetch(
+        f"SELECT {_COLUMNS} FROM webhook_endpoints WHERE project_id = $1"
+        " ORDER BY created_at, endpoint_id LIMIT $2 OFFSET $3",
+        project,
+        limit,
+        offset,
+    )
+    meta = PageMeta(page=query.page, limit=limit, total=total, pages=math.ceil(total / limit))
+    return respond(w.WebhookListEnvelope(data=[_out(dict(r)) for r in rows], meta=meta))
+
+
+async def delete_handler(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    deleted = await ctx.pool.fetchval(
+        "DELETE FROM webhook_endpoints WHERE endpoint_id = $1 AND project_id = $2 RETURNING 1",
+        request.match_info["id"],
+        project_of(request),
+    )
+    if deleted is None:
+        raise HttpProblem(404, "not_found", "webhook endpoint not found")
+    return respond(
+        w.WebhookDeletedEnvelope(
+            data=w.WebhookDeleted(success=True, message="Webhook endpoint deleted successfully")
+        )
+    )
+
+
+async def deliveries_handler(request: web.Request) -> web.Response:
+    query = read_query(request, w.PageQuery)
+    limit, offset = _page(query)
+    ctx = context_of(request)
+    endpoint = request.match_info["id"]
+    owner = await ctx.pool.fetchval(
+        "SELECT project_id FROM webhook_endpoints WHERE endpoint_id = $1", endpoint
+    )
+    if owner != project_of(request):
+        raise HttpProblem(404, "not_found", "webhook endpoint not found")
+    total = await ctx.pool.fetchval(
+        "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d USING (delivery_id)"
+        " WHERE d.endpoint_id = $1",
+        endpoint,
+    )
+    rows = await ctx.pool.fetch(
+        "SELECT d.delivery_id, d.event_id::text, d.event_type, d.status, a.attempt,"
+        " a.attempted_at, a.status_code, a.error, a.duration_ms"
+        " FROM webhook_attempts a JOIN webhook_deliveries d USING (delivery_id)"
+        " WHERE d.endpoint_id = $1 ORDER BY a.attempted_at DESC, a.attempt DESC"
+        " LIMIT $2 OFFSET $3",
+        endpoint,
+        limit,
+        offset,
+    )
+    meta = PageMeta(page=query.page, limit=limit, total=total, pages=math.ceil(total / limit))
+    return respond(
+        w.DeliveryAttemptsEnvelope(data=[w.DeliveryAttemptOut(**dict(r)) for r in rows], meta=meta)
+    )
+
+
+WEBHOOK_ROUTES = [
+    Route("POST", "/webhooks", create_handler, "Create a webhook endpoint (secret shown once)",
+          w.WebhookCreatedEnvelope, status=201, body=w.WebhookCreate,
+          errors=(400, 401, 409, 415, 422), tags=("webhooks",)),
+    Route("GET", "/webhooks", list_handler, "List webhook endpoints", w.WebhookListEnvelope,
+          query=w.PageQuery, errors=(401, 422), tags=("webhooks",)),
+    Route("DELETE", "/webhooks/{id}", delete_handler, "Delete a webhook endpoint",
+          w.WebhookDeletedEnvelope, errors=(401, 404), tags=("webhooks",)),
+    Route("GET", "/webhooks/{id}/deliveries", deliveries_handler,
+          "Delivery attempts to one endpoint, newest first", w.DeliveryAttemptsEnvelope,
+          query=w.PageQuery, errors=(401, 404, 422), tags=("webhooks",)),
+]  # fmt: skip

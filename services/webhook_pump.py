@@ -1,0 +1,190 @@
+"""Log → webhook deliveries → broker.
+
+`fan_out` follows the event log from its own checkpoint and writes one delivery row per
+(subscribed endpoint, event), in the same transaction as the checkpoint: each event becomes
+its deliveries exactly once, however often this crashes. `send_due` hands deliveries whose
+time has come to the workers (dramatiq `deliver_webhook`) under a short claim; a lost message
+only delays a delivery until the claim lapses.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from domain.task import TaskState, fold
+from domain.webhook_policy import SUPPORTED_EVENTS, TASK_EVENTS, task_payload, wants
+from infra.event_store import RecordedEvent
+from infra.json_codec import decode_event, encode
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "webhooks"
+SendDelivery = Callable[[str, int], Awaitable[None]]
+
+_FEED = """
+SELECT position, txid::text::bigint AS txid, stream_id, version, event_id, type, schema_version,
+       project_id, data::text AS data, metadata::text AS metadata, recorded_at
+  FROM events
+ WHERE (txid, position) > ($1::text::xid8, $2)
+   AND txid < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY txid, position
+ LIMIT $3
+"""
+
+_CLAIM_DUE = """
+WITH due AS (
+    SELECT delivery_id FROM webhook_deliveries
+     WHERE status = 'pending' AND next_attempt_at <= now()
+       AND (claimed_until IS NULL OR claimed_until < now())
+     ORDER BY next_attempt_at
+     LIMIT $1
+     FOR UPDATE SKIP LOCKED
+)
+UPDATE webhook_deliveries d SET claimed_until = now() + make_interval(secs => $2)
+  FROM due WHERE d.delivery_id = due.delivery_id
+RETURNING d.delivery_id, d.attempts
+"""
+
+_NEXT_DUE = """
+SELECT GREATEST(0, EXTRACT(EPOCH FROM min(next_attempt_at) - now()))::float8
+  FROM webhook_deliveries
+ WHERE status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
+"""
+
+
+class WorkerWebhook(msgspec.Struct, frozen=True, kw_only=True):
+    event: str
+    timestamp: Any
+    worker: Any
+
+
+class WebhookPump:
+    """Turns log events into deliveries and hands due deliveries to the workers."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, send: SendDelivery, *, batch: int = 500, claim_seconds: float = 60
+    ) -> None:
+        self.pool = pool
+        self.send = send
+        self.batch = batch
+        self.claim_seconds = claim_seconds
+
+    async def tick(self) -> float | None:
+        """Fan out new events, send what is due; seconds until the next delivery is due."""
+        while await self.fan_out() >= self.batch:
+            pass
+        await self.send_due()
+        value = await self.pool.fetchval(_NEXT_DUE)
+        return None if value is None else float(value)
+
+    async def fan_out(self) -> int:
+        """Turn the next batch of log events into deliveries; returns how many events it read."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", CHECKPOINT
+            )
+            async with conn.transaction():
+                # The row lock makes concurrent pumps take turns instead of double-delivering.
+                mark = await conn.fetchrow(
+                    "SELECT txid::text::bigint AS txid, position FROM checkpoints"
+                    " WHERE name = $1 FOR UPDATE",
+                    CHECKPOINT,
+                )
+                rows = await conn.fetch(_FEED, str(mark["txid"]), mark["position"], self.batch)
+                if not rows:
+                    return 0
+                events = [RecordedEvent(**dict(r)) for r in rows]
+                deliveries = await self._deliveries(conn, events)
+                if deliveries:
+                    await conn.execute(
+                        """INSERT INTO webhook_deliveries (delivery_id, endpoint_id, project_id,
+                                  event_id, event_type, payload)
+                           SELECT d.delivery_id, d.endpoint_id, d.project_id, d.event_id,
+                                  d.event_type, d.payload
+                             FROM jsonb_to_recordset($1::jsonb) AS d(
+                                  delivery_id text, endpoint_id text, project_id text,
+                                  event_id uuid, event_type text, payload jsonb)
+                           ON CONFLICT (endpoint_id, event_id) DO NOTHING""",
+                        encode(deliveries).decode(),
+                    )
+                last = events[-1]
+                await conn.execute(
+                    "UPDATE checkpoints SET txid = $2::text::xid8, position = $3,"
+                    " updated_at = now() WHERE name = $1",
+                    CHECKPOINT,
+                    str(last.txid),
+                    last.position,
+                )
+                return len(events)
+
+    async def _deliveries(
+        self, conn: asyncpg.Connection, events: list[RecordedEvent]
+    ) -> list[dict[str, Any]]:
+        wanted = [e for e in events if e.type in SUPPORTED_EVENTS]
+        if not wanted:
+            return []
+        projects = sorted({e.project_id for e in wanted})
+        endpoints = await conn.fetch(
+            "SELECT endpoint_id, project_id, events FROM webhook_endpoints"
+            " WHERE disabled_at IS NULL AND (project_id = ANY($1::text[]) OR events && $2::text[])",
+            projects,
+            sorted(SUPPORTED_EVENTS - TASK_EVENTS),
+        )
+        out: list[dict[str, Any]] = []
+        for event in wanted:
+            targets = [
+                ep
+                for ep in endpoints
+                if wants(tuple(ep["events"]), event.type)
+                and (event.type not in TASK_EVENTS or ep["project_id"] == event.project_id)
+            ]
+            if not targets:
+                continue
+            payload = await self._payload(conn, event)
+            for ep in targets:
+                out.append(
+                    {
+                        "delivery_id": f"msg_{uuid.uuid4().hex}",
+                        "endpoint_id": ep["endpoint_id"],
+                        "project_id": ep["project_id"],
+                        "event_id": str(event.event_id),
+                        "event_type": event.type,
+                        "payload": msgspec.Raw(payload),
+                    }
+                )
+        return out
+
+    async def _payload(self, conn: asyncpg.Connection, event: RecordedEvent) -> bytes:
+        if event.type not in TASK_EVENTS:
+            return encode(
+                WorkerWebhook(
+                    event=event.type,
+                    timestamp=event.recorded_at,
+                    worker=msgspec.Raw(event.data.encode()),
+                )
+            )
+        # The task as this event left it, not as it is now.
+        rows = await conn.fetch(
+            "SELECT data::text FROM events WHERE stream_id = $1 AND version <= $2 ORDER BY version",
+            event.stream_id,
+            event.version,
+        )
+        state: TaskState | None = fold(decode_event(r[0]) for r in rows)
+        assert state is not None
+        return encode(task_payload(event.type, event.recorded_at, state))
+
+    async def send_due(self) -> int:
+        """Hand due deliveries to the workers; returns how many."""
+        rows = await self.pool.fetch(_CLAIM_DUE, self.batch, self.claim_seconds)
+        for row in rows:
+            try:
+                await self.send(row["delivery_id"], row["attempts"])
+            except Exception as exc:  # the claim lapses and the delivery is sent again
+                log.warning("could not send delivery %s: %s", row["delivery_id"], exc)
+        return len(rows)
