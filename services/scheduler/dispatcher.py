@@ -31,6 +31,7 @@ from domain.task import TaskState
 from infra.event_store import ConcurrencyLimited, Slot, WrongExpectedVersion
 from infra.json_codec import decode_state
 from services.task_service import Actor, TaskService
+from services.worker_registry import sweep_offline
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class SchedulerConfig(msgspec.Struct, frozen=True, kw_only=True):
     sweep_seconds: float = 1.0
     # How soon a task waiting for its dependencies or a concurrency slot is looked at again.
     dependency_recheck_seconds: float = 0.5
+    # A worker whose heartbeat is older than this is marked offline (worker.offline).
+    worker_offline_seconds: float = 30.0
 
 
 class Scheduler:
@@ -139,6 +142,11 @@ class Scheduler:
         while await self.dispatch_due() >= self.config.batch:
             pass
         await self.sweep_leases()
+        await sweep_offline(
+            self.pool,
+            after_seconds=self.config.worker_offline_seconds,
+            actor=f"scheduler:{self.id}",
+        )
         wake_in = await self.pool.fetchval(_NEXT_WAKE)
         return min(self.config.sweep_seconds, wake_in if wake_in is not None else 3600.0)
 

@@ -27,6 +27,7 @@ from infra.settings import Settings
 from infra.worker_runtime import LoopResources, run_worker
 from services.run_executor import RunExecutor
 from services.task_service import TaskService
+from services.worker_registry import WorkerRegistry
 
 RUN_QUEUE = "runs"
 RUN_ACTOR = "run_task"
@@ -38,6 +39,7 @@ class WorkerResources:
     committer: GroupCommitter
     egress: EgressClient
     executor: RunExecutor
+    registry: WorkerRegistry
 
 
 def worker_id() -> str:
@@ -83,9 +85,12 @@ def declare_worker(
             lease_seconds=settings.lease_seconds,
             allow_commands=allow_commands,
         )
-        return WorkerResources(pool, committer, egress, executor)
+        registry = WorkerRegistry(pool, ident, socket.gethostname(), "0.1.0")
+        await registry.start()
+        return WorkerResources(pool, committer, egress, executor, registry)
 
     async def close(resources: WorkerResources) -> None:
+        await resources.registry.stop()
         await resources.egress.close()
         await resources.committer.close()
         await resources.pool.close()

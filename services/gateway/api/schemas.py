@@ -232,3 +232,79 @@ class LogsQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     limit: int = 100
     offset: int = 0
     level: Literal["info", "error", "warn", "debug"] | None = None
+
+
+# Workers (seed 002). Workers are shared; every task id and count in these is the caller's own.
+
+WorkerStatus = Literal["active", "idle", "offline"]
+TaskStatusWord = Literal[
+    "pending", "dispatched", "running", "completed", "failed", "retrying", "paused", "cancelled"
+]
+
+
+class ListWorkersQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    status: WorkerStatus | None = None
+    page: int = 1
+    limit: int = 20
+
+
+class WorkerTasksQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    status: TaskStatusWord | None = None
+    page: int = 1
+    limit: int = 20
+
+
+class WorkerOut(msgspec.Struct, kw_only=True):
+    id: str
+    hostname: str
+    status: WorkerStatus
+    tasks_completed: int
+    tasks_failed: int
+    current_tasks: int
+    last_heartbeat: datetime
+    registered_at: datetime
+    version: str
+    tags: list[str]
+
+
+class WorkerResourcesOut(msgspec.Struct, kw_only=True):
+    cpu_usage: float
+    memory_usage: float
+    disk_usage: float
+
+
+class WorkerDetailOut(msgspec.Struct, kw_only=True):
+    id: str
+    hostname: str
+    status: WorkerStatus
+    tasks_completed: int
+    tasks_failed: int
+    current_tasks: int
+    current_task_ids: list[str]
+    last_heartbeat: datetime
+    registered_at: datetime
+    version: str
+    tags: list[str]
+    resources: WorkerResourcesOut
+
+
+class WorkerListEnvelope(msgspec.Struct, kw_only=True):
+    data: list[WorkerOut]
+    meta: PageMeta
+
+
+class WorkerEnvelope(msgspec.Struct, kw_only=True):
+    data: WorkerDetailOut
+
+
+class WorkerTaskOut(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    status: str
+    started_at: datetime | None
+    priority: int
+
+
+class WorkerTaskListEnvelope(msgspec.Struct, kw_only=True):
+    data: list[WorkerTaskOut]
+    meta: PageMeta

@@ -11,6 +11,7 @@ from domain.errors import DomainError
 from services.gateway.api import schemas as s
 from services.gateway.api.tasks import PRINCIPAL, ROUTES
 from services.gateway.api.webhooks import WEBHOOK_ROUTES
+from services.gateway.api.workers import WORKER_ROUTES
 from services.gateway.context import context_of
 from services.gateway.http_json import respond
 from services.gateway.openapi import add_docs_routes, openapi_document
@@ -85,9 +86,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 def build_api_app() -> web.Application:
     """The /api sub-application."""
     app = web.Application(middlewares=[errors, authenticate])
-    add_routes(app, ROUTES + WEBHOOK_ROUTES)
+    add_routes(app, ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES)
     document = openapi_document(
-        ROUTES + WEBHOOK_ROUTES,
+        ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES,
         title="taskstream API",
         version=API_VERSION,
         prefix=MOUNT,
