@@ -52,6 +52,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     lease_seconds: float = 30.0
     # How long a dispatched run may wait for a worker before it counts as lost and is retried.
     dispatch_lease_seconds: float = 60.0
+    # Seconds to wait after each failed webhook attempt, comma-separated (unset: Standard
+    # Webhooks' schedule 5s, 5m, 30m, 2h, 5h, 10h, 10h).
+    webhook_retry_schedule: str | None = None
     log_level: str = "INFO"
 
 

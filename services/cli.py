@@ -29,7 +29,8 @@ from services.gateway.app import build_app
 from services.handlers import load_handler_modules
 from services.scheduler.dispatcher import Scheduler, SchedulerConfig
 from services.task_service import TaskService
-from services.worker.main import broker_for, run_sender, serve_worker, worker_id
+from services.webhook_pump import WebhookPump
+from services.worker.main import broker_for, run_sender, serve_worker, webhook_sender, worker_id
 
 log = logging.getLogger("taskstream")
 
@@ -117,6 +118,7 @@ async def _serve(
                 TaskService(pool, committer, allow_commands=settings.allow_commands),
                 run_sender(broker),
                 config=SchedulerConfig(dispatch_lease_seconds=settings.dispatch_lease_seconds),
+                webhooks=WebhookPump(pool, webhook_sender(broker)),
             )
             scheduling = asyncio.create_task(scheduler.run(stop))
             print(f"scheduler {scheduler.id} running")

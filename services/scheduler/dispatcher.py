@@ -31,6 +31,7 @@ from domain.task import TaskState
 from infra.event_store import ConcurrencyLimited, Slot, WrongExpectedVersion
 from infra.json_codec import decode_state
 from services.task_service import Actor, TaskService
+from services.webhook_pump import WebhookPump
 from services.worker_registry import sweep_offline
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class Scheduler:
         *,
         config: SchedulerConfig = SchedulerConfig(),
         scheduler_id: str | None = None,
+        webhooks: WebhookPump | None = None,
     ) -> None:
         self.pool = pool
         self.tasks = tasks
@@ -112,6 +114,7 @@ class Scheduler:
         self.config = config
         self.id = scheduler_id or f"scheduler-{uuid.uuid4().hex[:8]}"
         self.actor = Actor("scheduler", self.id)
+        self.webhooks = webhooks
         self._wake = asyncio.Event()
         self.dispatched = 0
 
@@ -148,7 +151,12 @@ class Scheduler:
             actor=f"scheduler:{self.id}",
         )
         wake_in = await self.pool.fetchval(_NEXT_WAKE)
-        return min(self.config.sweep_seconds, wake_in if wake_in is not None else 3600.0)
+        waits = [self.config.sweep_seconds, wake_in if wake_in is not None else 3600.0]
+        if self.webhooks is not None:
+            hook_wait = await self.webhooks.tick()
+            if hook_wait is not None:
+                waits.append(hook_wait)
+        return min(waits)
 
     async def dispatch_due(self) -> int:
         """Claim one batch of due tasks and dispatch them; returns how many were claimed."""

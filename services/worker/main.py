@@ -15,10 +15,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import dramatiq
 
+from domain.webhook_policy import DEFAULT_SCHEDULE
 from infra.broker import enqueue, install_broker, make_broker
 from infra.db import create_pool
 from infra.egress_client import EgressClient
@@ -27,10 +29,13 @@ from infra.settings import Settings
 from infra.worker_runtime import LoopResources, run_worker
 from services.run_executor import RunExecutor
 from services.task_service import TaskService
+from services.webhook_delivery import WebhookDeliverer
 from services.worker_registry import WorkerRegistry
 
 RUN_QUEUE = "runs"
 RUN_ACTOR = "run_task"
+WEBHOOK_QUEUE = "webhooks"
+WEBHOOK_ACTOR = "deliver_webhook"
 
 
 @dataclass
@@ -40,6 +45,7 @@ class WorkerResources:
     egress: EgressClient
     executor: RunExecutor
     registry: WorkerRegistry
+    webhooks: WebhookDeliverer
 
 
 def worker_id() -> str:
@@ -51,6 +57,25 @@ def broker_for(settings: Settings, data_dir: Path) -> tuple[dramatiq.Broker, Cal
     broker, stop = make_broker(settings.broker_url, data_dir)
     install_broker(broker)
     return broker, stop
+
+
+def webhook_schedule(settings: Settings) -> tuple[float, ...]:
+    """The retry schedule for failed deliveries, in seconds after each attempt."""
+    if not settings.webhook_retry_schedule:
+        return DEFAULT_SCHEDULE
+    return tuple(float(x) for x in settings.webhook_retry_schedule.split(",") if x.strip())
+
+
+def webhook_sender(broker: dramatiq.Broker) -> Callable[[str, int], Any]:
+    """What the webhook pump calls to hand a delivery attempt to the workers."""
+
+    async def send(delivery_id: str, attempts: int) -> None:
+        await asyncio.to_thread(
+            enqueue, broker, WEBHOOK_QUEUE, WEBHOOK_ACTOR, delivery_id=delivery_id,
+            attempts=attempts,
+        )  # fmt: skip
+
+    return send
 
 
 def run_sender(broker: dramatiq.Broker) -> Callable[[str, str, int], asyncio.Future[None]]:
@@ -87,7 +112,8 @@ def declare_worker(
         )
         registry = WorkerRegistry(pool, ident, socket.gethostname(), "0.1.0")
         await registry.start()
-        return WorkerResources(pool, committer, egress, executor, registry)
+        deliverer = WebhookDeliverer(pool, egress, schedule=webhook_schedule(settings))
+        return WorkerResources(pool, committer, egress, executor, registry, deliverer)
 
     async def close(resources: WorkerResources) -> None:
         await resources.registry.stop()
@@ -104,6 +130,17 @@ def declare_worker(
     dramatiq.actor(
         run_task, broker=broker, actor_name=RUN_ACTOR, queue_name=RUN_QUEUE, max_retries=0
     )
+
+    async def deliver_webhook(delivery_id: str, attempts: int) -> None:
+        await loop_resources.resources().webhooks.deliver(delivery_id, attempts)
+
+    dramatiq.actor(
+        deliver_webhook,
+        broker=broker,
+        actor_name=WEBHOOK_ACTOR,
+        queue_name=WEBHOOK_QUEUE,
+        max_retries=0,
+    )
     return loop_resources
 
 
@@ -117,4 +154,6 @@ def serve_worker(
 ) -> None:
     """Declare the actor and run the worker until `stop` is set."""
     declare_worker(broker, settings, dsn, allow_commands=allow_commands)
-    run_worker(broker, queues={RUN_QUEUE}, threads=settings.worker_threads, stop=stop)
+    run_worker(
+        broker, queues={RUN_QUEUE, WEBHOOK_QUEUE}, threads=settings.worker_threads, stop=stop
+    )

@@ -1,0 +1,63 @@
+"""`taskstream dev` as one process: a task runs on time and its lifecycle webhooks arrive signed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+from standardwebhooks.webhooks import Webhook
+
+from tests.integration.processes import Process, cli_env, free_port, taskstream
+from tests.integration.receiver import running_receiver
+
+
+async def test_dev_runs_a_task_and_delivers_signed_lifecycle_webhooks(
+    tmp_path: Path, fresh_dsn: str
+) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    env = cli_env(
+        TASKSTREAM_DATABASE_URL=fresh_dsn,
+        TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
+        TASKSTREAM_WEBHOOK_RETRY_SCHEDULE="0.2,0.2",
+    )
+    server = Process(taskstream("dev", "--port", str(port), "--data-dir", str(data_dir)), env)
+    try:
+        await asyncio.to_thread(server.wait_for, "scheduler ", 90)
+        key = json.loads((data_dir / "credentials.json").read_text())["api_key"]
+        base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"ApiKey {key}"}
+        async with running_receiver() as receiver, aiohttp.ClientSession(headers=auth) as http:
+            async with http.post(
+                f"{base}/api/webhooks", json={"url": receiver.url + "/hooks"}
+            ) as r:
+                assert r.status == 201
+                secret = (await r.json())["data"]["secret"]
+            due = datetime.now(UTC) + timedelta(seconds=1)
+            task = {
+                "name": "e2e",
+                "action": {"kind": "http", "url": receiver.url + "/work", "method": "POST"},
+                "scheduled_at": due.isoformat(),
+            }
+            async with http.post(f"{base}/api/tasks", json=task) as r:
+                assert r.status == 201
+                task_id = (await r.json())["data"]["id"]
+            (work,) = await receiver.wait_for("/work", 1, timeout=15)
+            assert work.at >= due.timestamp() - 0.01
+            hooks = await receiver.wait_for("/hooks", 3, timeout=15)
+            payloads = [
+                Webhook(secret).verify(h.body, {k.lower(): v for k, v in h.headers.items()})
+                for h in hooks
+            ]
+            assert [p["event"] for p in payloads] == [
+                "task.created",
+                "task.started",
+                "task.completed",
+            ]
+            assert {p["task"]["id"] for p in payloads} == {task_id}
+            async with http.get(f"{base}/api/workers") as r:
+                workers = (await r.json())["data"]
+            assert len(workers) == 1 and workers[0]["status"] in ("idle", "active")
+    finally:
+        server.stop()
