@@ -18,7 +18,12 @@ from domain.task import fold
 from infra.json_codec import decode_event, decode_state
 from tests.integration.processes import cli_env, dev_server, free_port, taskstream
 
-TASK = {"name": "t", "action": {"kind": "http", "url": "https://example.com/hook"}}
+# Far in the future: these drills exercise the write path, not execution.
+TASK = {
+    "name": "t",
+    "action": {"kind": "http", "url": "https://example.com/hook"},
+    "scheduled_at": "2099-01-01T00:00:00Z",
+}
 
 
 async def _post(session: aiohttp.ClientSession, base: str, key: str) -> tuple[int, dict]:
@@ -123,6 +128,8 @@ def test_kill_9_during_creates_loses_no_acknowledged_task(tmp_path: Path, fresh_
                         assert r.status == 200, task_id
             conn = await asyncpg.connect(fresh_dsn)
             try:
+                # One snapshot for both reads: log and view must be compared at the same instant.
+                await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
                 events = await conn.fetch(
                     "SELECT stream_id, version, data::text FROM events"
                     " WHERE stream_id LIKE 'task-%' ORDER BY stream_id, version"
