@@ -47,7 +47,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # dramatiq broker: redis://… or amqp://… (RabbitMQ). Unset: an embedded Redis in data_dir.
     broker_url: str | None = None
     # Threads per worker process (concurrent runs).
-    worker_threads: int = 8
+    worker_threads: int = 32
+    # Longest an idle worker waits before asking the broker again: dramatiq's Redis consumer
+    # backs off up to this on an empty queue, so it bounds how late a just-sent run starts.
+    worker_poll_ms: int = 100
     # A running run's lease; heartbeats push it forward every third of it.
     lease_seconds: float = 30.0
     # How long a dispatched run may wait for a worker before it counts as lost and is retried.

@@ -155,5 +155,9 @@ def serve_worker(
     """Declare the actor and run the worker until `stop` is set."""
     declare_worker(broker, settings, dsn, allow_commands=allow_commands)
     run_worker(
-        broker, queues={RUN_QUEUE, WEBHOOK_QUEUE}, threads=settings.worker_threads, stop=stop
+        broker,
+        queues={RUN_QUEUE, WEBHOOK_QUEUE},
+        threads=settings.worker_threads,
+        stop=stop,
+        worker_timeout_ms=settings.worker_poll_ms,
     )
