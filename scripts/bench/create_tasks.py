@@ -22,7 +22,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,8 +31,8 @@ import asyncpg
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from scripts.bench.dev_server import dev_server  # noqa: E402
 from services.cli import event_loop_factory  # noqa: E402
-from tests.integration.processes import Process, cli_env, free_port, taskstream  # noqa: E402
 
 TASK = {
     "name": "bench",
@@ -227,26 +226,8 @@ def main() -> int:
     gc.freeze()
     gc.set_threshold(20_000, 50, 50)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir, port = Path(tmp) / "data", free_port()
-        dsn = os.environ.get("TASKSTREAM_DATABASE_URL")
-        env = cli_env(
-            TASKSTREAM_DATABASE_URL=dsn,
-            TASKSTREAM_LOG_LEVEL="WARNING",
-            TASKSTREAM_RATE_LIMIT_PER_SECOND="0",  # measure the write path, not the limiter
-        )
-        server = Process(taskstream("dev", "--port", str(port), "--data-dir", str(data_dir)), env)
-        try:
-            server.wait_for("serving on", timeout=120)
-            key = json.loads((data_dir / "credentials.json").read_text())["api_key"]
-            if dsn is None:
-                # The embedded server's socket folder is named in its pid file's fifth line.
-                pid_lines = (data_dir / "postgres" / "postmaster.pid").read_text().splitlines()
-                dsn = f"postgresql://postgres:@/postgres?host={pid_lines[4]}"
-            with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-                runner.run(main_async(args, f"http://127.0.0.1:{port}", key, dsn, server.popen.pid))
-        finally:
-            server.stop()
+    with dev_server() as server, asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(main_async(args, server.base, server.api_key, server.dsn, server.pid))
     return 0
 
 

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +25,7 @@ import asyncpg
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.integration.processes import Process, cli_env, free_port, taskstream  # noqa: E402
+from scripts.bench.dev_server import dev_server  # noqa: E402
 from tests.integration.receiver import running_receiver  # noqa: E402
 
 
@@ -122,25 +120,8 @@ def main() -> int:
     parser.add_argument("--lead", type=float, default=2.0)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir, port = Path(tmp) / "data", free_port()
-        dsn = os.environ.get("TASKSTREAM_DATABASE_URL")
-        env = cli_env(
-            TASKSTREAM_DATABASE_URL=dsn,
-            TASKSTREAM_LOG_LEVEL="WARNING",
-            TASKSTREAM_RATE_LIMIT_PER_SECOND="0",
-            TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
-        )
-        server = Process(taskstream("dev", "--port", str(port), "--data-dir", str(data_dir)), env)
-        try:
-            server.wait_for("scheduler ", timeout=120)
-            key = json.loads((data_dir / "credentials.json").read_text())["api_key"]
-            if dsn is None:
-                pid_lines = (data_dir / "postgres" / "postmaster.pid").read_text().splitlines()
-                dsn = f"postgresql://postgres:@/postgres?host={pid_lines[4]}"
-            asyncio.run(main_async(args, f"http://127.0.0.1:{port}", key, dsn))
-        finally:
-            server.stop()
+    with dev_server(egress_allow_cidrs="127.0.0.0/8") as server:
+        asyncio.run(main_async(args, server.base, server.api_key, server.dsn))
     return 0
 
 

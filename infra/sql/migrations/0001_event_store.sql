@@ -27,33 +27,67 @@ CREATE INDEX events_project ON events (project_id, position);
 -- Appends a batch of items, at most one per stream, in the caller's transaction; returns one row
 -- per item. Advisory locks come first and assign no transaction id, so a later append to the
 -- same stream always gets a larger txid than the earlier one: per-stream order holds in
--- (txid, position) order. An item whose expected version is wrong (expected NULL: any version)
--- writes nothing and is reported; the others are written, set-based, in one statement.
+-- (txid, position) order. An item is written only if
+--   * its expected version matches (expected NULL: any version), else ok = false;
+--   * its optional "dedupe": {"key", "task_id", "until"} is not held by an unexpired claim in
+--     dedupe_keys (0006), else duplicate_of names the holder;
+--   * its optional "slot": {"key", "limit"} (a dispatch with a concurrency key) finds fewer than
+--     `limit` tasks with that key dispatched or running in task_view, else limited = true.
+-- Dedupe keys and slots are locked in the same sorted pass as streams and held to commit, and the
+-- task view is written in the same transaction, so these checks hold across every gateway and
+-- scheduler. The others are written, set-based, in one statement.
 CREATE FUNCTION ts_append(batch jsonb)
-RETURNS TABLE (item int, ok boolean, stream_version bigint, first_position bigint, txid text)
+RETURNS TABLE (item int, ok boolean, stream_version bigint, first_position bigint, txid text,
+               duplicate_of text, limited boolean)
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(k)
        FROM (SELECT DISTINCT hashtextextended(e->>'stream_id', 0) AS k
-               FROM jsonb_array_elements(batch) e) keys
+               FROM jsonb_array_elements(batch) e
+             UNION
+             SELECT hashtextextended('dedupe:' || (e->>'project_id') || ':' || (e->'dedupe'->>'key'), 0)
+               FROM jsonb_array_elements(batch) e
+              WHERE e->'dedupe'->>'key' IS NOT NULL
+             UNION
+             SELECT hashtextextended('slot:' || (e->>'project_id') || ':' || (e->'slot'->>'key'), 0)
+               FROM jsonb_array_elements(batch) e
+              WHERE e->'slot'->>'key' IS NOT NULL) keys
       ORDER BY k;
     RETURN QUERY
     WITH items AS (
         SELECT (ord - 1)::int AS idx, e->>'stream_id' AS sid, (e->>'expected')::bigint AS expected,
                e->>'project_id' AS project, e->'events' AS evs,
-               jsonb_array_length(e->'events') AS n
+               jsonb_array_length(e->'events') AS n,
+               e->'dedupe'->>'key' AS dkey, e->'dedupe'->>'task_id' AS dtask,
+               (e->'dedupe'->>'until')::timestamptz AS duntil,
+               e->'slot'->>'key' AS skey, (e->'slot'->>'limit')::int AS slimit
           FROM jsonb_array_elements(batch) WITH ORDINALITY AS t(e, ord)
     ), cur AS (
-        SELECT i.*, COALESCE(s.version, -1) AS current
-          FROM items i LEFT JOIN streams s ON s.stream_id = i.sid
+        SELECT i.*, COALESCE(s.version, -1) AS current, d.task_id AS holder,
+               i.skey IS NOT NULL AND (
+                   SELECT count(*) FROM task_view v
+                    WHERE v.project_id = i.project AND v.concurrency_key = i.skey
+                      AND v.status IN ('dispatched', 'running')
+               ) >= i.slimit AS full
+          FROM items i
+          LEFT JOIN streams s ON s.stream_id = i.sid
+          LEFT JOIN dedupe_keys d
+                 ON d.project_id = i.project AND d.dedupe_key = i.dkey AND d.expires_at > now()
     ), good AS (
-        SELECT * FROM cur WHERE cur.expected IS NULL OR cur.expected = cur.current
+        SELECT * FROM cur
+         WHERE (cur.expected IS NULL OR cur.expected = cur.current) AND cur.holder IS NULL
+           AND NOT cur.full
     ), bumped AS (
         UPDATE streams s SET version = g.current + g.n
           FROM good g WHERE s.stream_id = g.sid AND g.current >= 0
     ), opened AS (
         INSERT INTO streams (stream_id, project_id, version)
         SELECT g.sid, g.project, g.n - 1 FROM good g WHERE g.current = -1
+    ), claimed AS (
+        INSERT INTO dedupe_keys (project_id, dedupe_key, task_id, expires_at)
+        SELECT g.project, g.dkey, g.dtask, g.duntil FROM good g WHERE g.dkey IS NOT NULL
+        ON CONFLICT (project_id, dedupe_key) DO UPDATE
+           SET task_id = EXCLUDED.task_id, expires_at = EXCLUDED.expires_at
     ), written AS (
         INSERT INTO events (stream_id, version, event_id, type, schema_version, project_id,
                             data, metadata)
@@ -68,7 +102,9 @@ BEGIN
            g.idx IS NOT NULL,
            CASE WHEN g.idx IS NOT NULL THEN c.current + c.n ELSE c.current END,
            f.pos,
-           CASE WHEN g.idx IS NOT NULL THEN pg_current_xact_id()::text END
+           CASE WHEN g.idx IS NOT NULL THEN pg_current_xact_id()::text END,
+           c.holder,
+           c.full
       FROM cur c
       LEFT JOIN good g ON g.idx = c.idx
       LEFT JOIN firsts f ON f.stream_id = c.sid

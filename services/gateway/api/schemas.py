@@ -5,6 +5,7 @@ The OpenAPI document is generated from these, so they are the contract.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any, Literal
 
@@ -140,6 +141,11 @@ class PageMeta(msgspec.Struct, kw_only=True):
     pages: int
 
 
+def page_meta(page: int, limit: int, total: int) -> PageMeta:
+    """Seed 002's pagination block."""
+    return PageMeta(page=page, limit=limit, total=total, pages=math.ceil(total / limit))
+
+
 class OffsetMeta(msgspec.Struct, kw_only=True):
     limit: int
     offset: int
@@ -273,18 +279,10 @@ class WorkerResourcesOut(msgspec.Struct, kw_only=True):
     disk_usage: float
 
 
-class WorkerDetailOut(msgspec.Struct, kw_only=True):
-    id: str
-    hostname: str
-    status: WorkerStatus
-    tasks_completed: int
-    tasks_failed: int
-    current_tasks: int
+class WorkerDetailOut(WorkerOut, kw_only=True):
+    """A worker with the ids it runs (the caller's tasks only) and its resource use."""
+
     current_task_ids: list[str]
-    last_heartbeat: datetime
-    registered_at: datetime
-    version: str
-    tags: list[str]
     resources: WorkerResourcesOut
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from aiohttp import web
 from msgspec import UNSET
 
@@ -52,7 +50,7 @@ async def list_handler(request: web.Request) -> web.Response:
             offset=(q.page - 1) * q.limit,
         ),
     )
-    meta = s.PageMeta(page=q.page, limit=q.limit, total=total, pages=math.ceil(total / q.limit))
+    meta = s.page_meta(q.page, q.limit, total)
     return respond(s.TaskListEnvelope(data=[task_out(t) for t in states], meta=meta))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import secrets
 import uuid
 
@@ -12,7 +11,7 @@ from domain.webhook_policy import SUPPORTED_EVENTS
 from domain.webhook_signing import new_secret
 from infra.egress_guard import EgressRefused, check_url, parse_allow_list
 from services.gateway.api import webhook_schemas as w
-from services.gateway.api.schemas import PageMeta
+from services.gateway.api.schemas import page_meta
 from services.gateway.api.tasks import project_of
 from services.gateway.context import context_of
 from services.gateway.http_json import read_query, respond
@@ -97,7 +96,7 @@ async def list_handler(request: web.Request) -> web.Response:
         limit,
         offset,
     )
-    meta = PageMeta(page=query.page, limit=limit, total=total, pages=math.ceil(total / limit))
+    meta = page_meta(query.page, limit, total)
     return respond(w.WebhookListEnvelope(data=[_out(dict(r)) for r in rows], meta=meta))
 
 
@@ -142,7 +141,7 @@ async def deliveries_handler(request: web.Request) -> web.Response:
         limit,
         offset,
     )
-    meta = PageMeta(page=query.page, limit=limit, total=total, pages=math.ceil(total / limit))
+    meta = page_meta(query.page, limit, total)
     return respond(
         w.DeliveryAttemptsEnvelope(data=[w.DeliveryAttemptOut(**dict(r)) for r in rows], meta=meta)
     )

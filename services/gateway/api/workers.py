@@ -7,8 +7,7 @@ project's own, so no project learns another's task ids or how much work it runs.
 
 from __future__ import annotations
 
-import math
-
+import msgspec
 from aiohttp import web
 
 from services.gateway.api import schemas as s
@@ -25,10 +24,6 @@ def _page(page: int, limit: int) -> None:
         raise HttpProblem(422, "validation_error", "limit must be between 1 and 100", field="limit")
     if page < 1:
         raise HttpProblem(422, "validation_error", "page must be 1 or more", field="page")
-
-
-def _meta(page: int, limit: int, total: int) -> s.PageMeta:
-    return s.PageMeta(page=page, limit=limit, total=total, pages=math.ceil(total / limit))
 
 
 def _not_found(worker_id: str) -> HttpProblem:
@@ -52,17 +47,8 @@ def worker_out(w: WorkerRow) -> s.WorkerOut:
 
 def worker_detail_out(w: WorkerRow) -> s.WorkerDetailOut:
     return s.WorkerDetailOut(
-        id=w.worker_id,
-        hostname=w.hostname,
-        status=w.status,
-        tasks_completed=w.tasks_completed,
-        tasks_failed=w.tasks_failed,
-        current_tasks=w.current_tasks,
+        **msgspec.structs.asdict(worker_out(w)),
         current_task_ids=list(w.current_task_ids),
-        last_heartbeat=w.last_heartbeat,
-        registered_at=w.registered_at,
-        version=w.version,
-        tags=list(w.tags),
         resources=s.WorkerResourcesOut(
             cpu_usage=w.cpu_usage, memory_usage=w.memory_usage, disk_usage=w.disk_usage
         ),
@@ -80,7 +66,9 @@ async def list_handler(request: web.Request) -> web.Response:
         offset=(q.page - 1) * q.limit,
     )
     return respond(
-        s.WorkerListEnvelope(data=[worker_out(w) for w in rows], meta=_meta(q.page, q.limit, total))
+        s.WorkerListEnvelope(
+            data=[worker_out(w) for w in rows], meta=s.page_meta(q.page, q.limit, total)
+        )
     )
 
 
@@ -121,7 +109,7 @@ async def tasks_handler(request: web.Request) -> web.Response:
                 )
                 for t in rows
             ],
-            meta=_meta(q.page, q.limit, total),
+            meta=s.page_meta(q.page, q.limit, total),
         )
     )
 
