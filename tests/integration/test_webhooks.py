@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -214,3 +215,39 @@ async def test_private_receivers_are_refused_without_an_operator_allow_list(
         )
     assert status == 422 and payload["error"]["details"]["field"] == "url"
     assert json.dumps(payload).count("blocked") + json.dumps(payload).count("not") >= 1
+
+
+async def test_a_delivery_whose_worker_died_mid_attempt_is_sent_again(hooks: Hooks) -> None:
+    endpoint = await hooks.endpoint("/after-crash", events=["task.created"])
+    await hooks.api.call("POST", "/api/tasks", json=http_task())
+    while await hooks.pump.fan_out():
+        pass
+    # A worker takes the message and claims the attempt, then dies before sending anything.
+    (claimed,) = await hooks.api.pool.fetch(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1,"
+        " claimed_until = now() + interval '60 seconds' RETURNING delivery_id, attempts"
+    )
+    await hooks.pump.send_due()
+    assert hooks.receiver.calls("/after-crash") == [], "still claimed: nothing is sent yet"
+    await hooks.api.pool.execute("UPDATE webhook_deliveries SET claimed_until = now()")
+    await hooks.pump.send_due()
+    (call,) = await hooks.receiver.wait_for("/after-crash", 1)
+    assert call.headers["webhook-id"] == claimed["delivery_id"]
+    verified(endpoint["secret"], call)
+    assert hooks.results == ["succeeded"]
+
+
+async def test_concurrent_pumps_lose_no_event_and_deliver_none_twice(hooks: Hooks) -> None:
+    await hooks.endpoint("/once", events=["task.created"])
+    for _ in range(20):
+        await hooks.api.call("POST", "/api/tasks", json=http_task())
+    other = WebhookPump(hooks.api.pool, hooks.pump.send, batch=3)
+    small = WebhookPump(hooks.api.pool, hooks.pump.send, batch=4)
+
+    async def drain(pump: WebhookPump) -> None:
+        while await pump.fan_out():
+            pass
+
+    await asyncio.gather(drain(other), drain(small), drain(hooks.pump))
+    count = await hooks.api.pool.fetchval("SELECT count(*) FROM webhook_deliveries")
+    assert count == 20
