@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import re
 
 from aiohttp import web
 
-from domain.errors import DomainError
 from services.gateway.api import schemas as s
-from services.gateway.api.tasks import PRINCIPAL, ROUTES
+from services.gateway.api.tasks import ROUTES
 from services.gateway.api.webhooks import WEBHOOK_ROUTES
 from services.gateway.api.workers import WORKER_ROUTES
-from services.gateway.context import context_of
 from services.gateway.http_json import respond
 from services.gateway.openapi import add_docs_routes, openapi_document
-from services.gateway.problems import HttpProblem, from_domain
+from services.gateway.problems import HttpProblem
 from services.gateway.route_table import Handler, add_routes
-
-log = logging.getLogger(__name__)
+from services.gateway.surface_kit import authenticate, problem_of
 
 MOUNT = "/api"
 API_VERSION = "1.0"
@@ -38,22 +34,16 @@ def render(problem: HttpProblem) -> web.Response:
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except HttpProblem as problem:
-        return render(problem)
-    except DomainError as exc:
-        return render(from_domain(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = exc.reason.lower().replace(" ", "_")
-        return render(HttpProblem(exc.status, code, exc.reason))
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.rel_url.path)
-        return render(HttpProblem(500, "internal_error", "internal server error"))
+        return render(problem_of(request, exc))
+    except Exception as exc:  # every failure takes seed 002's shape
+        return render(problem_of(request, exc))
 
 
 @web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in _PUBLIC or request.path.startswith("/api/docs/"):
         return await handler(request)
     accept = request.headers.get("Accept", "")
@@ -61,31 +51,19 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         raise HttpProblem(
             406, "unsupported_version", f"API version {m.group(1)} is not served; use 1.0"
         )
-    ctx = context_of(request)
-    principal = await ctx.auth.principal(request.headers.get("Authorization"))
-    request[PRINCIPAL] = principal
-    if not ctx.rate_limiter.enabled:
-        return await handler(request)
-    verdict = ctx.rate_limiter.take(principal.project_id)
-    if not verdict.allowed:
-        raise HttpProblem(
-            429,
-            "rate_limited",
-            f"rate limit exceeded; retry in {verdict.retry_after} s",
-            headers=verdict.headers(),
-        )
+    limit_headers = await authenticate(request)
     try:
         response = await handler(request)
     except HttpProblem as problem:
-        problem.headers.update(verdict.headers())
+        problem.headers.update(limit_headers)
         raise
-    response.headers.update(verdict.headers())
+    response.headers.update(limit_headers)
     return response
 
 
 def build_api_app() -> web.Application:
     """The /api sub-application."""
-    app = web.Application(middlewares=[errors, authenticate])
+    app = web.Application(middlewares=[errors, authenticated])
     add_routes(app, ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES)
     document = openapi_document(
         ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES,

@@ -9,25 +9,13 @@ from domain.commands import CancelTask, CheckpointTask, DeleteTask, RetryTask, U
 from domain.errors import DomainError, ValidationError
 from services.gateway.api import schemas as s
 from services.gateway.api.task_translation import definition_from, patch_from, task_out
-from services.gateway.auth import Principal
 from services.gateway.context import context_of
 from services.gateway.http_json import read_query, respond
 from services.gateway.problems import HttpProblem
 from services.gateway.request_body import read_json
 from services.gateway.route_table import Route
+from services.gateway.surface_kit import actor_of, project_of
 from services.task_queries import TaskFilter, list_tasks, task_logs
-from services.task_service import Actor
-
-PRINCIPAL = web.RequestKey("principal", Principal)
-
-
-def actor_of(request: web.Request) -> Actor:
-    p = request[PRINCIPAL]
-    return Actor(p.actor_kind, p.actor_id, request.headers.get("X-Request-Id"))
-
-
-def project_of(request: web.Request) -> str:
-    return request[PRINCIPAL].project_id
 
 
 async def list_handler(request: web.Request) -> web.Response:

@@ -12,12 +12,12 @@ from domain.webhook_signing import new_secret
 from infra.egress_guard import EgressRefused, check_url, parse_allow_list
 from services.gateway.api import webhook_schemas as w
 from services.gateway.api.schemas import page_meta
-from services.gateway.api.tasks import project_of
 from services.gateway.context import context_of
 from services.gateway.http_json import read_query, respond
 from services.gateway.problems import HttpProblem
 from services.gateway.request_body import read_json
 from services.gateway.route_table import Route
+from services.gateway.surface_kit import project_of
 
 MAX_ENDPOINTS_PER_PROJECT = 50
 _COLUMNS = "endpoint_id, url, events, description, created_at, disabled_at, disabled_reason"

@@ -11,11 +11,11 @@ import msgspec
 from aiohttp import web
 
 from services.gateway.api import schemas as s
-from services.gateway.api.tasks import project_of
 from services.gateway.context import context_of
 from services.gateway.http_json import read_query, respond
 from services.gateway.problems import HttpProblem
 from services.gateway.route_table import Route
+from services.gateway.surface_kit import project_of
 from services.worker_registry import WorkerRow, get_worker, list_workers, worker_tasks
 
 

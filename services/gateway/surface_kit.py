@@ -1,0 +1,104 @@
+"""What every API surface shares: turning failures into problems, authenticating, mounting.
+
+Each surface (seed 002 at /api, the seed 000/001/004 surfaces at the root) differs only in its
+error shape (`render`) and its auth words; the rest lives here so no surface copies it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiohttp import web
+
+from domain.errors import DomainError
+from services.gateway.auth import Principal
+from services.gateway.context import context_of
+from services.gateway.problems import HttpProblem, from_domain
+from services.gateway.route_table import Handler, Route
+from services.task_service import Actor
+
+log = logging.getLogger(__name__)
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+Render = Callable[[HttpProblem], web.StreamResponse]
+
+
+def actor_of(request: web.Request) -> Actor:
+    """Who is acting, for the events this request appends."""
+    p = request[PRINCIPAL]
+    return Actor(p.actor_kind, p.actor_id, request.headers.get("X-Request-Id"))
+
+
+def project_of(request: web.Request) -> str:
+    """The authenticated caller's project."""
+    return request[PRINCIPAL].project_id
+
+
+def problem_of(request: web.Request, exc: Exception) -> HttpProblem:
+    """Any failure as an HttpProblem; unexpected ones are logged and become a bare 500."""
+    if isinstance(exc, HttpProblem):
+        return exc
+    if isinstance(exc, DomainError):
+        return from_domain(exc)
+    if isinstance(exc, web.HTTPException) and exc.status >= 400:
+        return HttpProblem(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    log.error("unhandled error on %s %s", request.method, request.rel_url.path, exc_info=exc)
+    return HttpProblem(500, "internal_error", "internal server error")
+
+
+async def authenticate(request: web.Request, authorization: str | None = None) -> dict[str, str]:
+    """Resolve the caller into request[PRINCIPAL] and charge its rate limit.
+
+    Returns the rate-limit headers for the answer; over the limit raises a 429 problem.
+    """
+    ctx = context_of(request)
+    header = request.headers.get("Authorization") if authorization is None else authorization
+    principal = await ctx.auth.principal(header)
+    request[PRINCIPAL] = principal
+    if not ctx.rate_limiter.enabled:
+        return {}
+    verdict = ctx.rate_limiter.take(principal.project_id)
+    if not verdict.allowed:
+        raise HttpProblem(
+            429,
+            "rate_limited",
+            f"rate limit exceeded; retry in {verdict.retry_after} s",
+            headers=verdict.headers(),
+        )
+    return verdict.headers()
+
+
+Authenticate = Callable[[web.Request], Awaitable[dict[str, str]]]
+
+
+def guarded(handler: Handler, render: Render, auth: Authenticate | None) -> Handler:
+    """`handler` with the surface's auth in front and its error shape on every failure."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        headers: dict[str, str] = {}
+        try:
+            if auth is not None:
+                headers = await auth(request)
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = render(problem_of(request, exc))
+        except Exception as exc:  # every failure takes the surface's shape
+            problem = problem_of(request, exc)
+            problem.headers.update(headers)
+            return render(problem)
+        response.headers.update(headers)
+        return response
+
+    return wrapped
+
+
+def mount_surface(
+    app: web.Application, routes: Sequence[Route], render: Render, auth: Authenticate | None
+) -> None:
+    """Register a root-level surface's routes; routes with `auth=False` skip `auth`."""
+    for route in routes:
+        handler = guarded(route.handler, render, auth if route.auth else None)
+        app.router.add_route(route.method, route.path, handler)
