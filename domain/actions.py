@@ -50,7 +50,7 @@ Action = HttpAction | HandlerAction | CommandAction
 def validate_action(action: Action, *, allow_commands: bool, field: str = "action") -> Action:
     """Return the action if it may be stored, else raise ValidationError naming the field."""
     if isinstance(action, HttpAction):
-        _validate_url(action.url, f"{field}.url")
+        validate_url(action.url, f"{field}.url")
         if action.body is not None and len(action.body.encode()) > MAX_BODY_BYTES:
             raise ValidationError(
                 f"body is {len(action.body.encode())} bytes; the limit is {MAX_BODY_BYTES}",
@@ -93,7 +93,8 @@ def _is_token(name: str) -> bool:
     return all(33 <= ord(c) <= 126 and c not in '()<>@,;:\\"/[]?={}' for c in name)
 
 
-def _validate_url(url: str, field: str) -> None:
+def validate_url(url: str, field: str) -> None:
+    """An absolute http(s) URL without credentials that is not a cloud metadata address."""
     if len(url) > MAX_URL_LENGTH:
         raise ValidationError(f"URL longer than {MAX_URL_LENGTH} characters", field=field)
     try:

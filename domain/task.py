@@ -13,7 +13,7 @@ from typing import Any, Literal
 import msgspec
 
 from domain import events as ev
-from domain.actions import validate_action
+from domain.actions import validate_action, validate_url
 from domain.commands import (
     CancelTask,
     CheckpointTask,
@@ -124,6 +124,8 @@ def validate_definition(
         raise ValidationError("misfire_cap must be between 0 and 1000", field="misfire_cap")
     if definition.action is not None:
         validate_action(definition.action, allow_commands=allow_commands)
+    if definition.notify_url is not None:
+        validate_url(definition.notify_url, "notify_url")
     validate_retry_policy(definition.retry)
     schedule = validate_schedule(definition.schedule, now=now)
     return msgspec.structs.replace(definition, name=name, schedule=schedule)

@@ -27,7 +27,10 @@ UPDATE webhook_deliveries d SET attempts = d.attempts + 1
   FROM webhook_endpoints e
  WHERE d.delivery_id = $1 AND d.status = 'pending' AND d.attempts = $2
    AND e.endpoint_id = d.endpoint_id
-RETURNING d.attempts, d.payload::text AS payload, e.endpoint_id, e.url, e.secret, e.disabled_at
+RETURNING d.attempts, d.payload::text AS payload, e.endpoint_id, e.url, e.disabled_at,
+          CASE WHEN e.task_id IS NULL THEN e.secret
+               ELSE (SELECT n.secret FROM notify_secrets n WHERE n.project_id = e.project_id)
+          END AS secret
 """
 
 

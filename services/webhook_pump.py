@@ -21,10 +21,12 @@ from domain.task import TaskState, fold
 from domain.webhook_policy import SUPPORTED_EVENTS, TASK_EVENTS, task_payload, wants
 from infra.event_store import RecordedEvent
 from infra.json_codec import decode_event, encode
+from services.notify_secrets import ensure_notify_secrets
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "webhooks"
+TASK_ENDPOINT_PREFIX = "wht_"
 SendDelivery = Callable[[str, int], Awaitable[None]]
 
 _FEED = """
@@ -132,44 +134,78 @@ class WebhookPump:
         projects = sorted({e.project_id for e in wanted})
         endpoints = await conn.fetch(
             "SELECT endpoint_id, project_id, events FROM webhook_endpoints"
-            " WHERE disabled_at IS NULL AND (project_id = ANY($1::text[]) OR events && $2::text[])",
+            " WHERE disabled_at IS NULL AND task_id IS NULL"
+            " AND (project_id = ANY($1::text[]) OR events && $2::text[])",
             projects,
             sorted(SUPPORTED_EVENTS - TASK_EVENTS),
         )
+        # A delivery belongs to its endpoint's project (worker events reach every project's).
+        owners = {ep["endpoint_id"]: ep["project_id"] for ep in endpoints}
         out: list[dict[str, Any]] = []
+        notify: dict[str, dict[str, str]] = {}
         for event in wanted:
             targets = [
-                ep
+                ep["endpoint_id"]
                 for ep in endpoints
                 if wants(tuple(ep["events"]), event.type)
                 and (event.type not in TASK_EVENTS or ep["project_id"] == event.project_id)
             ]
+            state = await self._task_at(conn, event) if event.type in TASK_EVENTS else None
+            if state is not None and state.definition.notify_url:
+                # The task's own endpoint follows the notify_url the task had at this event.
+                endpoint_id = f"{TASK_ENDPOINT_PREFIX}{state.task_id}"
+                notify[endpoint_id] = {
+                    "endpoint_id": endpoint_id,
+                    "task_id": state.task_id,
+                    "project_id": event.project_id,
+                    "url": state.definition.notify_url,
+                }
+                targets.append(endpoint_id)
             if not targets:
                 continue
-            payload = await self._payload(conn, event)
-            for ep in targets:
-                out.append(
-                    {
-                        "delivery_id": f"msg_{uuid.uuid4().hex}",
-                        "endpoint_id": ep["endpoint_id"],
-                        "project_id": ep["project_id"],
-                        "event_id": str(event.event_id),
-                        "event_type": event.type,
-                        "payload": msgspec.Raw(payload),
-                    }
-                )
+            payload = self._payload(event, state)
+            out.extend(
+                {
+                    "delivery_id": f"msg_{uuid.uuid4().hex}",
+                    "endpoint_id": endpoint_id,
+                    "project_id": owners.get(endpoint_id, event.project_id),
+                    "event_id": str(event.event_id),
+                    "event_type": event.type,
+                    "payload": msgspec.Raw(payload),
+                }
+                for endpoint_id in targets
+            )
+        if notify:
+            disabled = await self._upsert_task_endpoints(conn, list(notify.values()))
+            out = [d for d in out if d["endpoint_id"] not in disabled]
         return out
 
-    async def _payload(self, conn: asyncpg.Connection, event: RecordedEvent) -> bytes:
-        if event.type not in TASK_EVENTS:
-            return encode(
-                WorkerWebhook(
-                    event=event.type,
-                    timestamp=event.recorded_at,
-                    worker=msgspec.Raw(event.data.encode()),
-                )
-            )
-        # The task as this event left it, not as it is now.
+    @staticmethod
+    async def _upsert_task_endpoints(
+        conn: asyncpg.Connection, rows: list[dict[str, str]]
+    ) -> set[str]:
+        """Create or re-point per-task endpoints; returns the ids that are disabled."""
+        await ensure_notify_secrets(conn, sorted({r["project_id"] for r in rows}))
+        # A changed URL re-enables an endpoint that a 410 had disabled: it is a new receiver.
+        result = await conn.fetch(
+            """INSERT INTO webhook_endpoints (endpoint_id, project_id, url, secret, task_id)
+               SELECT r.endpoint_id, r.project_id, r.url, '', r.task_id
+                 FROM jsonb_to_recordset($1::jsonb)
+                      AS r(endpoint_id text, project_id text, url text, task_id text)
+               ON CONFLICT (endpoint_id) DO UPDATE SET
+                   url = EXCLUDED.url,
+                   disabled_at = CASE WHEN webhook_endpoints.url = EXCLUDED.url
+                                      THEN webhook_endpoints.disabled_at END,
+                   disabled_reason = CASE WHEN webhook_endpoints.url = EXCLUDED.url
+                                          THEN webhook_endpoints.disabled_reason END
+               RETURNING endpoint_id, disabled_at""",
+            encode(rows).decode(),
+        )
+        return {r["endpoint_id"] for r in result if r["disabled_at"] is not None}
+
+    @staticmethod
+    async def _task_at(conn: asyncpg.Connection, event: RecordedEvent) -> TaskState:
+        """The task as this event left it, not as it is now."""
         rows = await conn.fetch(
             "SELECT data::text FROM events WHERE stream_id = $1 AND version <= $2 ORDER BY version",
             event.stream_id,
@@ -177,6 +213,18 @@ class WebhookPump:
         )
         state: TaskState | None = fold(decode_event(r[0]) for r in rows)
         assert state is not None
+        return state
+
+    @staticmethod
+    def _payload(event: RecordedEvent, state: TaskState | None) -> bytes:
+        if state is None:
+            return encode(
+                WorkerWebhook(
+                    event=event.type,
+                    timestamp=event.recorded_at,
+                    worker=msgspec.Raw(event.data.encode()),
+                )
+            )
         return encode(task_payload(event.type, event.recorded_at, state))
 
     async def send_due(self) -> int:

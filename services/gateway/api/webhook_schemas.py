@@ -69,3 +69,11 @@ class WebhookDeletedEnvelope(msgspec.Struct, kw_only=True):
 class PageQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     page: int = 1
     limit: int = 20
+
+
+class NotifySecret(msgspec.Struct, kw_only=True):
+    secret: str
+
+
+class NotifySecretEnvelope(msgspec.Struct, kw_only=True):
+    data: NotifySecret

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
 
 from aiohttp import web
 
 from domain.webhook_policy import SUPPORTED_EVENTS
-from domain.webhook_signing import new_secret
 from infra.egress_guard import EgressRefused, check_url, parse_allow_list
 from services.gateway.api import webhook_schemas as w
 from services.gateway.api.schemas import page_meta
@@ -18,6 +16,7 @@ from services.gateway.problems import HttpProblem
 from services.gateway.request_body import read_json
 from services.gateway.route_table import Route
 from services.gateway.surface_kit import project_of
+from services.notify_secrets import fresh_secret, notify_secret
 
 MAX_ENDPOINTS_PER_PROJECT = 50
 _COLUMNS = "endpoint_id, url, events, description, created_at, disabled_at, disabled_reason"
@@ -60,12 +59,13 @@ async def create_handler(request: web.Request) -> web.Response:
         raise HttpProblem(422, "validation_error", f"url: {exc.message}", field="url") from None
     project = project_of(request)
     count = await ctx.pool.fetchval(
-        "SELECT count(*) FROM webhook_endpoints WHERE project_id = $1 AND disabled_at IS NULL",
+        "SELECT count(*) FROM webhook_endpoints"
+        " WHERE project_id = $1 AND disabled_at IS NULL AND task_id IS NULL",
         project,
     )
     if count >= MAX_ENDPOINTS_PER_PROJECT:
         raise HttpProblem(409, "limit_reached", f"at most {MAX_ENDPOINTS_PER_PROJECT} endpoints")
-    secret = new_secret(secrets.token_bytes(32))
+    secret = fresh_secret()
     row = await ctx.pool.fetchrow(
         f"INSERT INTO webhook_endpoints (endpoint_id, project_id, url, secret, events, description)"
         f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}",
@@ -87,10 +87,10 @@ async def list_handler(request: web.Request) -> web.Response:
     ctx = context_of(request)
     project = project_of(request)
     total = await ctx.pool.fetchval(
-        "SELECT count(*) FROM webhook_endpoints WHERE project_id = $1", project
+        "SELECT count(*) FROM webhook_endpoints WHERE project_id = $1 AND task_id IS NULL", project
     )
     rows = await ctx.pool.fetch(
-        f"SELECT {_COLUMNS} FROM webhook_endpoints WHERE project_id = $1"
+        f"SELECT {_COLUMNS} FROM webhook_endpoints WHERE project_id = $1 AND task_id IS NULL"
         " ORDER BY created_at, endpoint_id LIMIT $2 OFFSET $3",
         project,
         limit,
@@ -103,7 +103,8 @@ async def list_handler(request: web.Request) -> web.Response:
 async def delete_handler(request: web.Request) -> web.Response:
     ctx = context_of(request)
     deleted = await ctx.pool.fetchval(
-        "DELETE FROM webhook_endpoints WHERE endpoint_id = $1 AND project_id = $2 RETURNING 1",
+        "DELETE FROM webhook_endpoints"
+        " WHERE endpoint_id = $1 AND project_id = $2 AND task_id IS NULL RETURNING 1",
         request.match_info["id"],
         project_of(request),
     )
@@ -147,6 +148,17 @@ async def deliveries_handler(request: web.Request) -> web.Response:
     )
 
 
+async def notify_secret_handler(request: web.Request) -> web.Response:
+    """The project's secret for per-task notify_url deliveries, created on first use."""
+    secret = await notify_secret(context_of(request).pool, project_of(request))
+    return respond(w.NotifySecretEnvelope(data=w.NotifySecret(secret=secret)))
+
+
+async def rotate_notify_secret_handler(request: web.Request) -> web.Response:
+    secret = await notify_secret(context_of(request).pool, project_of(request), rotate=True)
+    return respond(w.NotifySecretEnvelope(data=w.NotifySecret(secret=secret)))
+
+
 WEBHOOK_ROUTES = [
     Route("POST", "/webhooks", create_handler, "Create a webhook endpoint (secret shown once)",
           w.WebhookCreatedEnvelope, status=201, body=w.WebhookCreate,
@@ -158,4 +170,10 @@ WEBHOOK_ROUTES = [
     Route("GET", "/webhooks/{id}/deliveries", deliveries_handler,
           "Delivery attempts to one endpoint, newest first", w.DeliveryAttemptsEnvelope,
           query=w.PageQuery, errors=(401, 404, 422), tags=("webhooks",)),
+    Route("GET", "/webhooks/notify-secret", notify_secret_handler,
+          "The secret that signs per-task notify_url deliveries", w.NotifySecretEnvelope,
+          errors=(401,), tags=("webhooks",)),
+    Route("POST", "/webhooks/notify-secret/rotate", rotate_notify_secret_handler,
+          "Replace the notify_url signing secret", w.NotifySecretEnvelope,
+          errors=(401,), tags=("webhooks",)),
 ]  # fmt: skip
