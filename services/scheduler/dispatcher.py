@@ -20,6 +20,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 import msgspec
@@ -36,7 +37,16 @@ from services.worker_registry import sweep_offline
 
 log = logging.getLogger(__name__)
 
-SendRun = Callable[[str, str, int], Awaitable[None]]
+
+class RunMessage(NamedTuple):
+    """A dispatched run to hand to the workers."""
+
+    task_id: str
+    run_id: str
+    attempt: int
+
+
+SendRuns = Callable[[list[RunMessage]], Awaitable[None]]
 
 _CLAIM_DUE = """
 WITH due AS (
@@ -102,7 +112,7 @@ class Scheduler:
         self,
         pool: asyncpg.Pool,
         tasks: TaskService,
-        send_run: SendRun,
+        send_runs: SendRuns,
         *,
         config: SchedulerConfig = SchedulerConfig(),
         scheduler_id: str | None = None,
@@ -110,7 +120,7 @@ class Scheduler:
     ) -> None:
         self.pool = pool
         self.tasks = tasks
-        self.send_run = send_run
+        self.send_runs = send_runs
         self.config = config
         self.id = scheduler_id or f"scheduler-{uuid.uuid4().hex[:8]}"
         self.actor = Actor("scheduler", self.id)
@@ -163,10 +173,13 @@ class Scheduler:
         rows = await self.pool.fetch(
             _CLAIM_DUE, self.config.batch, self.config.claim_seconds, self.id
         )
-        await asyncio.gather(*(self._dispatch(decode_state(r[0]), r["db_now"]) for r in rows))
+        runs = await asyncio.gather(
+            *(self._dispatch(decode_state(r[0]), r["db_now"]) for r in rows)
+        )
+        await self._send([run for batch in runs for run in batch])
         return len(rows)
 
-    async def _dispatch(self, state: TaskState, now: datetime) -> None:
+    async def _dispatch(self, state: TaskState, now: datetime) -> list[RunMessage]:
         if state.definition.dependencies and state.run_status not in ("dispatched", "running"):
             verdict, reason = dependency_verdict(state, await self._statuses(state))
             if verdict == "wait":
@@ -174,10 +187,9 @@ class Scheduler:
                 await self.pool.execute(
                     _RECHECK_SOON, state.task_id, self.config.dependency_recheck_seconds
                 )
-                return
+                return []
             if verdict == "cancel":
-                await self._record_and_send(state, [TaskCancelled(at=now, reason=reason)])
-                return
+                return await self._record(state, [TaskCancelled(at=now, reason=reason)])
         try:
             events = decide_dispatch(
                 state,
@@ -187,8 +199,8 @@ class Scheduler:
             )
         except DomainError as exc:  # a schedule that can no longer be evaluated
             log.error("task %s cannot be dispatched: %s", state.task_id, exc)
-            return
-        await self._record_and_send(state, events)
+            return []
+        return await self._record(state, events)
 
     async def _statuses(self, state: TaskState) -> dict[str, str]:
         rows = await self.pool.fetch(
@@ -201,35 +213,46 @@ class Scheduler:
         rows = await self.pool.fetch(
             _CLAIM_EXPIRED, self.config.batch, self.config.claim_seconds, self.id
         )
+        runs: list[RunMessage] = []
         for row in rows:
             state = msgspec.structs.replace(decode_state(row[0]), lease_until=row["lease_until"])
             events = decide_lease_expired(state, now=row["db_now"], random_unit=random.random())
-            await self._record_and_send(state, events)
+            runs += await self._record(state, events)
+        await self._send(runs)
         return len(rows)
 
-    async def _record_and_send(self, state: TaskState, events: list[TaskEvent]) -> None:
+    async def _record(self, state: TaskState, events: list[TaskEvent]) -> list[RunMessage]:
+        """Append the decided events; returns the runs they dispatched, to be sent."""
         if not events:
-            return
+            return []
         key = state.definition.concurrency_key
         dispatching = any(isinstance(e, TaskDispatched) for e in events)
         slot = Slot(key, state.definition.concurrency_limit) if key and dispatching else None
         try:
             await self.tasks.record(state, events, actor=self.actor, slot=slot)
         except WrongExpectedVersion:
-            return  # someone changed the task meanwhile; it is re-claimed if still due
+            return []  # someone changed the task meanwhile; it is re-claimed if still due
         except ConcurrencyLimited:
             # Stays due; look again shortly (a finishing run does not touch this task's row).
             await self.pool.execute(
                 _RECHECK_SOON, state.task_id, self.config.dependency_recheck_seconds
             )
+            return []
+        return [
+            RunMessage(state.task_id, e.run_id, e.attempt)
+            for e in events
+            if isinstance(e, TaskDispatched)
+        ]
+
+    async def _send(self, runs: list[RunMessage]) -> None:
+        """Hand runs to the workers in one go; a run whose message is lost is re-run by lease."""
+        if not runs:
             return
-        for event in events:
-            if isinstance(event, TaskDispatched):
-                self.dispatched += 1
-                try:
-                    await self.send_run(state.task_id, event.run_id, event.attempt)
-                except Exception as exc:  # the lease sweep recovers the run
-                    log.warning("could not send run %s of %s: %s", event.run_id, state.task_id, exc)
+        self.dispatched += len(runs)
+        try:
+            await self.send_runs(runs)
+        except Exception as exc:  # the lease sweep recovers every run not sent
+            log.warning("could not send %d runs: %s", len(runs), exc)
 
 
 async def _wait_any(*events: asyncio.Event, seconds: float) -> None:

@@ -24,7 +24,7 @@ from infra.egress_client import EgressClient
 from infra.group_commit import GroupCommitter
 from services.handlers import load_handler_modules
 from services.run_executor import RunExecutor
-from services.scheduler.dispatcher import Scheduler, SchedulerConfig
+from services.scheduler.dispatcher import RunMessage, Scheduler, SchedulerConfig
 from services.task_service import Actor, TaskService
 from tests.integration.receiver import Receiver, running_receiver
 
@@ -97,11 +97,17 @@ async def run_schedulers(
     async def direct(task_id: str, run_id: str, attempt: int) -> None:
         running.append(asyncio.create_task(rig.executor.execute(task_id, run_id, attempt)))
 
+    each = send or direct
+
+    async def send_runs(runs: list[RunMessage]) -> None:
+        for run in runs:
+            await each(*run)
+
     schedulers = [
         Scheduler(
             rig.pool,
             rig.tasks,
-            send or direct,
+            send_runs,
             config=config or SchedulerConfig(dispatch_lease_seconds=2.0),
         )
         for _ in range(count)

@@ -69,7 +69,7 @@ async def test_rotating_the_secret_signs_later_deliveries_with_the_new_one(hooks
     await hooks.pump_once()
     (call,) = await hooks.receiver.wait_for("/rotated", 1)
     assert verified(new, call)["event"] == "task.created"
-    with pytest.raises(Exception, match="[Ss]ignature"):
+    with pytest.raises(Exception, match=r"[Ss]ignature"):
         verified(old, call)
 
 

@@ -16,10 +16,11 @@ from openapi_spec_validator import validate
 from domain import events as ev
 from infra.group_commit import GroupCommitter
 from services.gateway.context import CONTEXT
-from services.scheduler.dispatcher import Scheduler, SchedulerConfig
+from services.scheduler.dispatcher import RunMessage, Scheduler, SchedulerConfig
 from services.task_service import Actor, TaskService
 from services.worker_registry import WorkerRegistry, sweep_offline
 from tests.integration.api_harness import Api, running_api
+from tests.integration.projector_harness import project_everything
 
 SEED_WORKER_FIELDS = {
     "id", "hostname", "status", "tasks_completed", "tasks_failed", "current_tasks",
@@ -190,7 +191,7 @@ async def test_scheduler_tick_sweeps_silent_workers(pool: asyncpg.Pool) -> None:
     committer = GroupCommitter(pool, max_batch=8, flushers=1)
     try:
 
-        async def send(task_id: str, run_id: str, attempt: int) -> None:
+        async def send(runs: list[RunMessage]) -> None:
             raise AssertionError("nothing is due")
 
         scheduler = Scheduler(
@@ -268,7 +269,7 @@ async def fleet(api: Api) -> dict[str, str]:
         await add_worker(api.pool, worker_id, registered_minutes_ago=minutes)
     await api.pool.execute("UPDATE workers SET offline_at = now() WHERE worker_id = 'w-off'")
     a, b = (api.key_a, api.project_a), (api.key_b, api.project_b)
-    return {
+    tasks = {
         "a_running": await run_task(api, *a, [("w-1", "running")], priority=8),
         "a_done": await run_task(api, *a, [("w-1", "completed")]),
         "a_failed": await run_task(api, *a, [("w-1", "failed")]),
@@ -279,6 +280,8 @@ async def fleet(api: Api) -> dict[str, str]:
         "b_done": await run_task(api, *b, [("w-1", "completed")]),
         "b_only": await run_task(api, *b, [("w-3", "running")]),
     }
+    await project_everything(api.pool)  # the finished-run counts are the worker view's
+    return tasks
 
 
 def b_ids(fleet: dict[str, str]) -> list[str]:

@@ -1,0 +1,128 @@
+"""taskstream as a burst-benchmark system: one scheduler process, `processes` worker processes.
+
+Tasks are created through `TaskService` with group commit (the gateway's own path, minus
+HTTP), so the measured part is only the burst: due → dispatched → started → called →
+completed, every step appended to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import asyncpg
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from domain.actions import HttpAction  # noqa: E402
+from domain.schedule import Schedule  # noqa: E402
+from domain.task_definition import TaskDefinition  # noqa: E402
+from infra.db import create_pool  # noqa: E402
+from infra.group_commit import GroupCommitter  # noqa: E402
+from infra.migrations import migrate  # noqa: E402
+from infra.project_store import create_project  # noqa: E402
+from services.task_service import Actor, TaskService  # noqa: E402
+from tests.integration.processes import Process, cli_env, taskstream  # noqa: E402
+
+
+class TaskstreamBurst:
+    name = "taskstream"
+
+    def __init__(
+        self, *, dsn: str, redis_url: str, processes: int = 2, concurrency: int = 64
+    ) -> None:
+        self.dsn = dsn
+        self.redis_url = redis_url
+        self.processes = processes
+        self.concurrency = concurrency
+        self.running: list[Process] = []
+
+    async def schedule(self, n: int, due_at: datetime, receiver_url: str) -> None:
+        """Create n one-shot HTTP tasks due at `due_at`."""
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await migrate(conn)
+            self.project = (await create_project(conn, "burst")).project_id
+        finally:
+            await conn.close()
+        pool = await create_pool(self.dsn, size=8)
+        committer = GroupCommitter(pool, max_batch=512, flushers=2)
+        service = TaskService(pool, committer)
+        actor = Actor("bench", "burst")
+        schedule = Schedule(kind="once", expr=due_at.isoformat())
+        gate = asyncio.Semaphore(512)
+
+        async def create(i: int) -> None:
+            definition = TaskDefinition(
+                name=f"burst-{i}",
+                schedule=schedule,
+                action=HttpAction(
+                    url=f"{receiver_url}/hit/{i}",
+                    method="POST",
+                    headers={"Content-Type": "application/json"},
+                    body=f'{{"i": {i}}}',
+                    timeout_seconds=10,
+                ),
+            )
+            async with gate:
+                await service.create(self.project, definition, actor=actor)
+
+        try:
+            await asyncio.gather(*(create(i) for i in range(n)))
+        finally:
+            await committer.close()
+            await pool.close()
+
+    async def start(self) -> None:
+        """Start the scheduler and the worker processes; return when each says it runs."""
+        env = cli_env(
+            TASKSTREAM_DATABASE_URL=self.dsn,
+            TASKSTREAM_BROKER_URL=self.redis_url,
+            TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
+            TASKSTREAM_WORKER_THREADS=str(self.concurrency),
+            TASKSTREAM_LOG_LEVEL="WARNING",
+        )
+        roles = ["scheduler"] + ["worker"] * self.processes
+        self.running += [Process(self._command(role, i), env) for i, role in enumerate(roles)]
+        await asyncio.gather(*(asyncio.to_thread(p.wait_for, "running", 120) for p in self.running))
+
+    @staticmethod
+    def _command(role: str, index: int) -> list[str]:
+        """`taskstream ROLE`, under py-spy when BURST_PROFILE_DIR names where to write stacks."""
+        command = taskstream(role)
+        if folder := os.environ.get("BURST_PROFILE_DIR"):
+            out = Path(folder) / f"{role}-{index}.txt"
+            spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--gil"]
+            command = [*spy, "--format", "raw", "-r", "200", "-o", str(out), "--", *command]
+        return command
+
+    async def stop(self) -> None:
+        """Stop every process; print what the log says was completed."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        for process in self.running:
+            fields = Path(f"/proc/{process.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / ticks
+            print(f"  taskstream {process.popen.args[-1]} pid {process.popen.pid}: {cpu:.1f} s CPU")
+            # py-spy writes its stacks on SIGINT; taskstream stops cleanly on either.
+            process.stop(signal.SIGINT if os.environ.get("BURST_PROFILE_DIR") else signal.SIGTERM)
+            problems = [line for line in process.drain() if "Error" in line or "error" in line]
+            for line in problems[:5]:
+                print(f"  taskstream process said: {line}")
+        self.running.clear()
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            counts = dict(
+                await conn.fetch(
+                    "SELECT type, count(*) FROM events WHERE type IN"
+                    " ('task.dispatched', 'task.started', 'task.completed', 'task.failed')"
+                    " GROUP BY type"
+                )
+            )
+        finally:
+            await conn.close()
+        self.log_counts = counts
