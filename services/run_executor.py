@@ -29,6 +29,7 @@ from infra.egress_guard import EgressRefused
 from infra.event_store import WrongExpectedVersion
 from infra.json_codec import decode_state
 from services.handlers import LOG_LEVELS, find_handler
+from services.metrics_catalog import RUN_DURATION
 from services.task_service import Actor, TaskService
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,8 @@ class RunExecutor:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
         duration_ms = (time.perf_counter() - started) * 1000
-        return await self._finish(task_id, run_id, attempt, outcome, duration_ms)
+        RUN_DURATION.labels("completed" if outcome.ok else "failed").observe(duration_ms / 1000)
+        return await self._finish(state, run_id, attempt, outcome, duration_ms)
 
     async def _load(self, task_id: str) -> TaskState | None:
         raw = await self.pool.fetchval(
@@ -107,11 +109,10 @@ class RunExecutor:
         return None if raw is None else decode_state(raw)
 
     async def _finish(
-        self, task_id: str, run_id: str, attempt: int, outcome: Outcome, duration_ms: float
+        self, started: TaskState, run_id: str, attempt: int, outcome: Outcome, duration_ms: float
     ) -> str:
-        # A user may have checkpointed or edited the task meanwhile: re-decide on fresh state.
+        state: TaskState | None = started
         for _ in range(5):
-            state = await self._load(task_id)
             if state is None:
                 return "stale"
             try:
@@ -132,6 +133,8 @@ class RunExecutor:
                 log.warning("run %s finished after it was given up on: %s", run_id, exc)
                 return "stale"
             except WrongExpectedVersion:
+                # A user checkpointed or edited the task meanwhile: re-decide on fresh state.
+                state = await self._load(started.task_id)
                 continue
             return "completed" if outcome.ok else "failed"
         raise RuntimeError(f"could not record the outcome of run {run_id}")
