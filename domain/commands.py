@@ -78,6 +78,24 @@ class CheckpointTask(msgspec.Struct, frozen=True, kw_only=True):
     data: Any
 
 
+class TriggerTask(msgspec.Struct, frozen=True, kw_only=True):
+    """Ask for one extra run now, leaving the schedule as it is.
+
+    `event` names the event that fired it (None: a caller's run-now); `event_payload` is that
+    event's body, kept in the log for subscribers.
+    """
+
+    event: str | None = None
+    event_payload: Any = None
+
+
+class SnoozeTask(msgspec.Struct, frozen=True, kw_only=True):
+    """Move the next scheduled run later by `delay_seconds` (at most a week)."""
+
+    delay_seconds: int
+    reason: str | None = None
+
+
 TaskCommand = (
     CreateTask
     | UpdateTask
@@ -87,4 +105,6 @@ TaskCommand = (
     | DeleteTask
     | RetryTask
     | CheckpointTask
+    | TriggerTask
+    | SnoozeTask
 )

@@ -59,6 +59,8 @@ class TaskTriggered(_Event, frozen=True, tag="task.triggered"):
     """One extra run requested now; the schedule is untouched."""
 
     due_at: datetime
+    event: str | None = None  # the event that fired it; None for a caller's run-now
+    event_payload: Any = None
 
 
 class TaskSnoozed(_Event, frozen=True, tag="task.snoozed"):

@@ -85,8 +85,9 @@ def _is_occurrence(state: TaskState, due: datetime) -> bool:
 
 def _after_run(state: TaskState, now: datetime) -> datetime | None:
     schedule = state.definition.schedule
-    if schedule.kind in ("once", "event"):
+    if schedule.kind == "event":
         return None
+    # A `once` whose time is still ahead (a run-now went first) keeps it; one that passed is done.
     return next_occurrence(schedule, now)
 
 

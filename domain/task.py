@@ -22,7 +22,9 @@ from domain.commands import (
     PauseTask,
     ResumeTask,
     RetryTask,
+    SnoozeTask,
     TaskCommand,
+    TriggerTask,
     UpdateTask,
 )
 from domain.errors import InvalidState, NotFound, ValidationError
@@ -40,6 +42,8 @@ MAX_TAG = 100
 MAX_DEPENDENCIES = 100
 MAX_TIMEOUT_SECONDS = 7 * 86400
 MAX_DEDUPE_WINDOW = 30 * 86400
+MAX_SNOOZE_SECONDS = 7 * 86400
+MAX_SNOOZE_REASON = 1000
 
 
 class TaskState(msgspec.Struct, frozen=True, kw_only=True):
@@ -190,6 +194,10 @@ def decide(
                 manual=True,
             )
         ]
+    if isinstance(command, TriggerTask):
+        return _decide_trigger(state, command, now=now)
+    if isinstance(command, SnoozeTask):
+        return _decide_snooze(state, command, now=now)
     raise TypeError(f"unknown command {command!r}")  # pragma: no cover
 
 
@@ -201,6 +209,11 @@ def _refuse_self_dependency(task_id: str, definition: TaskDefinition) -> None:
 def _refuse_if_cancelled(state: TaskState, verb: str) -> None:
     if state.lifecycle == "cancelled":
         raise InvalidState(f"cannot {verb} a cancelled task")
+
+
+def _refuse_unless_active(state: TaskState, verb: str) -> None:
+    if state.lifecycle != "active":
+        raise InvalidState(f"cannot {verb} a {state.lifecycle} task")
 
 
 def _finished(state: TaskState) -> bool:
@@ -230,6 +243,42 @@ def _decide_update(
     ):
         next_run_at = first_occurrence(definition.schedule, now=now)
     return [ev.TaskUpdated(at=now, definition=definition, changed=changed, next_run_at=next_run_at)]
+
+
+def _decide_trigger(state: TaskState, command: TriggerTask, *, now: datetime) -> list[ev.TaskEvent]:
+    # Only an active task that is between runs can take an extra one: the run state holds one
+    # run at a time, and a paused task's due time is recomputed on resume.
+    _refuse_unless_active(state, "run")
+    if state.run_status in ("dispatched", "running", "retrying"):
+        raise InvalidState(f"a run is already {state.run_status}; try again when it has finished")
+    if state.next_run_at is not None and state.next_run_at <= now:
+        return []  # already due: the run about to start is the immediate one
+    return [
+        ev.TaskTriggered(
+            at=now, due_at=now, event=command.event, event_payload=command.event_payload
+        )
+    ]
+
+
+def _decide_snooze(state: TaskState, command: SnoozeTask, *, now: datetime) -> list[ev.TaskEvent]:
+    delay = command.delay_seconds
+    if isinstance(delay, bool) or not 1 <= delay <= MAX_SNOOZE_SECONDS:
+        raise ValidationError(
+            f"delay_seconds must be between 1 and {MAX_SNOOZE_SECONDS} (one week), got {delay!r}",
+            field="delay_seconds",
+        )
+    if command.reason is not None and len(command.reason) > MAX_SNOOZE_REASON:
+        raise ValidationError(f"reason exceeds {MAX_SNOOZE_REASON} characters", field="reason")
+    _refuse_unless_active(state, "snooze")
+    if state.next_run_at is None:
+        raise InvalidState("the task has no scheduled run to snooze")
+    return [
+        ev.TaskSnoozed(
+            at=now,
+            next_run_at=state.next_run_at + timedelta(seconds=delay),
+            reason=command.reason,
+        )
+    ]
 
 
 def _next_run_on_resume(state: TaskState, now: datetime) -> datetime | None:

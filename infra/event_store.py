@@ -184,14 +184,23 @@ class EventStore:
         self, *, after: Checkpoint = Checkpoint(), limit: int = 1000
     ) -> list[RecordedEvent]:
         """The next events of the global feed after `after`, never skipping a late commit."""
-        rows = await self.pool.fetch(
-            f"""SELECT {_COLUMNS} FROM events
-                 WHERE (txid, position) > ($1::text::xid8, $2)
-                   AND txid < pg_snapshot_xmin(pg_current_snapshot())
-                 ORDER BY txid, position
-                 LIMIT $3""",
-            str(after.txid),
-            after.position,
-            limit,
-        )
-        return [_recorded(r) for r in rows]
+        return await read_feed(self.pool, after, limit)
+
+
+async def read_feed(
+    db: asyncpg.Connection | asyncpg.Pool, after: Checkpoint, limit: int
+) -> list[RecordedEvent]:
+    """The next `limit` events of the global feed after `after`, on a connection or a pool."""
+    rows = await db.fetch(
+        f"""SELECT {_COLUMNS} FROM events
+             WHERE (txid, position) > ($1::text::xid8, $2)
+               AND txid < pg_snapshot_xmin(pg_current_snapshot())
+             -- Qualified: the bare name would sort by the output alias (txid::text::bigint),
+             -- which no index serves, so every batch would sort the whole rest of the log.
+             ORDER BY events.txid, events.position
+             LIMIT $3""",
+        str(after.txid),
+        after.position,
+        limit,
+    )
+    return [_recorded(r) for r in rows]

@@ -10,6 +10,9 @@ import msgspec
 
 from domain import api_keys
 
+# The project `taskstream dev` creates on first start; seed 001's static token acts for it.
+DEFAULT_PROJECT = "default"
+
 
 class ProjectCredentials(msgspec.Struct, frozen=True):
     project_id: str
@@ -68,3 +71,16 @@ async def project_for_key(pool: asyncpg.Pool, presented: str) -> str | None:
 async def project_by_name(conn: asyncpg.Connection, name: str) -> str | None:
     value = await conn.fetchval("SELECT project_id FROM projects WHERE name = $1", name)
     return None if value is None else str(value)
+
+
+async def ensure_project(pool: asyncpg.Pool, name: str) -> str:
+    """The id of the project called `name`, created (without keys) if there is none yet."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO projects (project_id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            str(uuid.uuid4()),
+            name,
+        )
+        project_id = await project_by_name(conn, name)
+    assert project_id is not None
+    return project_id

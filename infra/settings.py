@@ -20,6 +20,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: str = ".taskstream"
     host: str = "127.0.0.1"
     port: int = 8080
+    # Seed 001's API_TOKEN: a static Bearer token for the `default` project on /messages
+    # (compared in constant time, never logged). Unset: only project API keys work there.
+    api_token: str | None = None
     # HS256 secret for `Authorization: Bearer <JWT>`; JWTs are refused while unset.
     jwt_secret: str | None = None
     jwt_audience: str = "taskstream"
@@ -58,6 +61,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds to wait after each failed webhook attempt, comma-separated (unset: Standard
     # Webhooks' schedule 5s, 5m, 30m, 2h, 5h, 10h, 10h).
     webhook_retry_schedule: str | None = None
+    # The Kafka relay (docs/events.md). Off: `taskstream dev` runs no relay and no broker.
+    kafka_enabled: bool = True
+    # host:port[,host:port…] of the Kafka cluster. Unset: `taskstream dev` starts tansu.
+    kafka_bootstrap: str | None = None
+    # Idempotent producer: on for real Kafka; the embedded tansu refuses its handshake.
+    kafka_idempotence: bool = True
+    # Partitions and replication factor of the topics the relay creates when they are missing.
+    kafka_partitions: int = 4
+    kafka_replication_factor: int = 1
+    # Log events the relay reads and produces per round (one round of acks each).
+    relay_batch: int = 5000
+    # How often an idle relay looks for new events, in milliseconds.
+    relay_poll_ms: int = 100
+    # Log events the projector folds into each view per transaction, and how often an idle
+    # projector looks for new events, in milliseconds.
+    projector_batch: int = 5000
+    projector_poll_ms: int = 200
+    # /metrics port of a scheduler, worker, relay or projector process (the gateway serves it on
+    # its API port). Unset: 9101, 9102, 9103, 9104 by role (docs/observability.md); 0: off.
+    metrics_port: int | None = None
+    # Address that port binds to; 0.0.0.0 where Prometheus scrapes from another host.
+    metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
 
 

@@ -11,8 +11,10 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import dramatiq
@@ -23,18 +25,34 @@ from infra.db import create_pool
 from infra.embedded_postgres import start_embedded_postgres
 from infra.group_commit import GroupCommitter
 from infra.migrations import migrate
-from infra.project_store import ProjectExists, add_key, create_project, project_by_name
+from infra.project_store import (
+    DEFAULT_PROJECT,
+    ProjectExists,
+    add_key,
+    create_project,
+    project_by_name,
+)
 from infra.settings import Settings, load_settings
+from infra.view_store import RebuildRunning, rebuild_view
+from projections.views import VIEWS
 from services.gateway.app import build_app
 from services.handlers import load_handler_modules
+from services.metrics_http import start_metrics_server
+from services.projector.projector import Projector
+from services.relay.process import (
+    kafka_for_dev,
+    new_relay,
+    parse_since,
+    replay_since,
+    required_bootstrap,
+    tail,
+)
 from services.scheduler.dispatcher import Scheduler, SchedulerConfig
 from services.task_service import TaskService
 from services.webhook_pump import WebhookPump
 from services.worker.main import broker_for, run_sender, serve_worker, webhook_sender, worker_id
 
 log = logging.getLogger("taskstream")
-
-DEFAULT_PROJECT = "default"
 
 
 def database_url(settings: Settings, data_dir: Path) -> tuple[str, Callable[[], None]]:
@@ -78,8 +96,11 @@ async def _serve(
     host: str | None,
     port: int | None,
     broker: dramatiq.Broker | None,
+    kafka: str | None = None,
+    projector: bool = False,
 ) -> None:
-    """Run the gateway (given a `port`) and the scheduler (given a `broker`) until a signal."""
+    """Run the gateway (given a `port`), the scheduler (given a `broker`) and the Kafka relay
+    (given a `kafka` bootstrap address) and the projector (given `projector`) until a signal."""
     pool = await create_pool(dsn, size=settings.db_pool_size)
     committer: GroupCommitter | None = None
     try:
@@ -122,10 +143,22 @@ async def _serve(
             )
             scheduling = asyncio.create_task(scheduler.run(stop))
             print(f"scheduler {scheduler.id} running")
+        relaying = None
+        if kafka is not None:
+            relaying = asyncio.create_task(new_relay(settings, dsn, kafka).run(stop))
+            print(f"relay to Kafka at {kafka} started")
+        projecting = None
+        if projector:
+            projecting = asyncio.create_task(_projector(pool, settings).run(stop))
+            print("projector running")
         sys.stdout.flush()
         await stop.wait()
         if scheduling is not None:
             await scheduling
+        if relaying is not None:
+            await relaying
+        if projecting is not None:
+            await projecting
         if runner is not None:
             await runner.cleanup()
     finally:
@@ -151,6 +184,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
     dsn, stop_db = database_url(settings, data_dir)
     broker, stop_broker = broker_for(settings, data_dir)
+    settings, kafka, stop_kafka = kafka_for_dev(settings)
     worker_stop = threading.Event()
     worker = threading.Thread(
         target=serve_worker,
@@ -172,12 +206,28 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
                     host=args.host or settings.host,
                     port=args.port or settings.port,
                     broker=broker,
+                    kafka=kafka,
+                    projector=True,
                 )
             )
     finally:
         worker_stop.set()
         worker.join(timeout=60)
+        stop_kafka()
         stop_broker()
+        stop_db()
+    return 0
+
+
+def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    """Only the gateway: the HTTP API and /metrics (run as many replicas as you like)."""
+    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
+    dsn, stop_db = database_url(settings, data_dir)
+    host, port = args.host or settings.host, args.port or settings.port
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(_serve(settings, dsn, data_dir, host=host, port=port, broker=None))
+    finally:
         stop_db()
     return 0
 
@@ -186,6 +236,7 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     """Only the scheduler (run as many replicas as you like)."""
     data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
     dsn, stop_db = database_url(settings, data_dir)
+    start_metrics_server(settings, "scheduler", dsn=dsn)
     broker, stop_broker = broker_for(settings, data_dir)
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
@@ -201,6 +252,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     load_handler_modules(args.handlers)
     data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
     dsn, stop_db = database_url(settings, data_dir)
+    start_metrics_server(settings, "worker")
     broker, stop_broker = broker_for(settings, data_dir)
     try:
         asyncio.run(_migrate(dsn))
@@ -213,12 +265,92 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _serve_one_role(args: argparse.Namespace, settings: Settings, role: str, **serve: Any) -> int:
+    """Run one background role of `_serve` (`kafka=…`: the relay, `projector=True`) alone."""
+    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
+    dsn, stop_db = database_url(settings, data_dir)
+    start_metrics_server(settings, role)
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(_serve(settings, dsn, data_dir, host=None, port=None, broker=None, **serve))
+    finally:
+        stop_db()
+    return 0
+
+
+def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
+    """Only the Kafka relay (run two for fail-over: one produces, the other stands by)."""
+    return _serve_one_role(args, settings, "relay", kafka=required_bootstrap(settings))
+
+
+def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Publish the log again from `--since` to its head (subscribers dedupe by id)."""
+    kafka = required_bootstrap(settings)
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
+    dsn, stop_db = database_url(settings, data_dir)
+    try:
+        count = asyncio.run(replay_since(settings, dsn, kafka, since))
+    finally:
+        stop_db()
+    print(f"republished {count} events")
+    return 0
+
+
+def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every event from Kafka once, as JSON lines (a subscriber example)."""
+    asyncio.run(tail(required_bootstrap(settings), args.group))
+    return 0
+
+
 async def _migrate(dsn: str) -> list[str]:
     conn = await asyncpg.connect(dsn)
     try:
         return await migrate(conn)
     finally:
         await conn.close()
+
+
+def _projector(pool: asyncpg.Pool, settings: Settings) -> Projector:
+    return Projector(
+        pool, batch=settings.projector_batch, poll_seconds=settings.projector_poll_ms / 1000
+    )
+
+
+def cmd_projector(args: argparse.Namespace, settings: Settings) -> int:
+    """Only the projector: keeps the asynchronous views (worker, metrics) caught up."""
+    return _serve_one_role(args, settings, "projector", projector=True)
+
+
+async def _rebuild(dsn: str, settings: Settings, name: str) -> int:
+    pool = await create_pool(dsn, size=2)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        return await rebuild_view(pool, VIEWS[name], batch=settings.projector_batch)
+    finally:
+        await pool.close()
+
+
+def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    """Rebuild one view from the whole log into a fresh table and swap it in."""
+    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
+    dsn, stop_db = database_url(settings, data_dir)
+    try:
+        started = time.monotonic()
+        events = asyncio.run(_rebuild(dsn, settings, args.name))
+        seconds = time.monotonic() - started
+    except RebuildRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stop_db()
+    print(f"rebuilt {args.name} from {events} events in {seconds:.1f} s")
+    return 0
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -283,6 +415,11 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--data-dir")
     _execution_flags(dev)
     dev.set_defaults(run=cmd_dev)
+    gateway = sub.add_parser("gateway", help="run a gateway replica (the HTTP API)")
+    gateway.add_argument("--host")
+    gateway.add_argument("--port", type=int)
+    gateway.add_argument("--data-dir")
+    gateway.set_defaults(run=cmd_gateway)
     sched = sub.add_parser("scheduler", help="run a scheduler replica")
     sched.add_argument("--data-dir")
     sched.set_defaults(run=cmd_scheduler)
@@ -290,6 +427,29 @@ def parser() -> argparse.ArgumentParser:
     work.add_argument("--data-dir")
     _execution_flags(work)
     work.set_defaults(run=cmd_worker)
+    relay = sub.add_parser("relay", help="run the Kafka relay (log → Kafka)")
+    relay.add_argument("--data-dir")
+    relay.set_defaults(run=cmd_relay)
+    events = sub.add_parser("events", help="the event stream in Kafka").add_subparsers(
+        dest="events_command", required=True
+    )
+    replay = events.add_parser("replay", help="publish the log again from a time on")
+    replay.add_argument("--since", required=True, help="ISO 8601 time (UTC unless it says)")
+    replay.add_argument("--data-dir")
+    replay.set_defaults(run=cmd_events_replay)
+    tail_cmd = events.add_parser("tail", help="print every event once (consumer group)")
+    tail_cmd.add_argument("--group", default="taskstream-tail", help="consumer group id")
+    tail_cmd.set_defaults(run=cmd_events_tail)
+    proj = sub.add_parser("projector", help="run the projector (asynchronous views)")
+    proj.add_argument("--data-dir")
+    proj.set_defaults(run=cmd_projector)
+    views = sub.add_parser("projections", help="manage the asynchronous views").add_subparsers(
+        dest="projections_command", required=True
+    )
+    rebuild = views.add_parser("rebuild", help="rebuild a view from the log and swap it in")
+    rebuild.add_argument("name", choices=sorted(VIEWS))
+    rebuild.add_argument("--data-dir")
+    rebuild.set_defaults(run=cmd_projections_rebuild)
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.add_argument("--data-dir")
     mig.set_defaults(run=cmd_migrate)

@@ -80,3 +80,24 @@ async def task_logs(
             *args,
         )
     return [LogLine(r["logged_at"], r["level"], r["message"]) for r in rows], int(total)
+
+
+async def event_listeners(pool: asyncpg.Pool, project_id: str, event_name: str) -> list[str]:
+    """Ids of the project's active `event` tasks whose schedule names `event_name`, oldest first."""
+    rows = await pool.fetch(
+        "SELECT task_id FROM task_view WHERE project_id = $1 AND lifecycle = 'active'"
+        " AND schedule_kind = 'event' AND schedule_expr = $2 ORDER BY created_at, task_id",
+        project_id,
+        event_name,
+    )
+    return [r["task_id"] for r in rows]
+
+
+async def dedupe_holder(pool: asyncpg.Pool, project_id: str, key: str) -> str | None:
+    """The id of the task that last claimed dedupe `key` in the project (expired or not)."""
+    value = await pool.fetchval(
+        "SELECT task_id FROM dedupe_keys WHERE project_id = $1 AND dedupe_key = $2",
+        project_id,
+        key,
+    )
+    return None if value is None else str(value)

@@ -5,6 +5,7 @@ Every API surface calls this; none of them touches the log or the view on its ow
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import msgspec
 
-from domain.commands import CreateTask, TaskCommand, UpdateTask
-from domain.errors import InvalidState, NotFound, ValidationError
+from domain.commands import CreateTask, TaskCommand, TriggerTask, UpdateTask
+from domain.errors import DomainError, InvalidState, NotFound, ValidationError
 from domain.events import SCHEMA_VERSION, TaskEvent, event_type
 from domain.task import TaskState, decide, fold
 from domain.task_definition import TaskDefinition
@@ -28,8 +29,11 @@ from infra.event_store import (
 from infra.group_commit import GroupCommitter, InlineWrite
 from infra.json_codec import decode_state, encode
 from projections.task_view import UPSERT_SQL, task_view_row
+from services.task_metrics import count_appended
+from services.task_queries import event_listeners
 
 CONFLICT_RETRIES = 3
+FIRE_EVENT_CONCURRENCY = 8
 
 
 DEFAULT_DEDUPE_WINDOW_SECONDS = 86_400
@@ -40,6 +44,13 @@ class Created(msgspec.Struct, frozen=True):
 
     state: TaskState
     created: bool
+
+
+class FiredEvent(msgspec.Struct, frozen=True):
+    """What an incoming event did: the tasks it triggered and those that could not run now."""
+
+    triggered: list[str]
+    skipped: list[str]
 
 
 class Actor(msgspec.Struct, frozen=True):
@@ -108,8 +119,13 @@ class TaskService:
         *,
         actor: Actor,
         task_id: str | None = None,
+        dedupe_until: datetime | None = None,
     ) -> Created:
-        """Create a task, or return the one holding its dedupe key within the key's window."""
+        """Create a task, or return the one holding its dedupe key within the key's window.
+
+        `dedupe_until` replaces the window with an end instant, for callers whose keys are held
+        until a given time or until they free them (`release_dedupe_key`).
+        """
         now = self.clock()
         command = CreateTask(
             task_id=task_id or str(uuid.uuid4()), project_id=project_id, definition=definition
@@ -119,16 +135,37 @@ class TaskService:
         dedupe = None
         if definition.dedupe_key is not None:
             window = definition.dedupe_window_seconds or DEFAULT_DEDUPE_WINDOW_SECONDS
-            dedupe = DedupeClaim(
-                definition.dedupe_key, command.task_id, now + timedelta(seconds=window)
-            )
-        try:
-            state = await self._append(None, command.task_id, project_id, events, actor, dedupe)
-        except WrongExpectedVersion:
-            raise InvalidState(f"task {command.task_id} already exists") from None
-        except DuplicateKey as duplicate:
-            return Created(await self.get(project_id, duplicate.holder), created=False)
-        return Created(state, created=True)
+            until = dedupe_until or now + timedelta(seconds=window)
+            dedupe = DedupeClaim(definition.dedupe_key, command.task_id, until)
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                state = await self._append(None, command.task_id, project_id, events, actor, dedupe)
+            except WrongExpectedVersion:
+                raise InvalidState(f"task {command.task_id} already exists") from None
+            except DuplicateKey as duplicate:
+                try:
+                    return Created(await self.get(project_id, duplicate.holder), created=False)
+                except NotFound:
+                    # The holder was deleted: nothing left to match, so its key is free.
+                    assert definition.dedupe_key is not None
+                    await self.release_dedupe_key(
+                        project_id, definition.dedupe_key, duplicate.holder
+                    )
+                    continue
+            return Created(state, created=True)
+        raise InvalidState(f"dedupe key {definition.dedupe_key!r} is changing too fast; try again")
+
+    async def release_dedupe_key(self, project_id: str, key: str, task_id: str) -> None:
+        """Free `key` if `task_id` still holds it, so the next create may claim it.
+
+        A compare-and-delete: a claim another create took in the meantime is left alone.
+        """
+        await self.pool.execute(
+            "DELETE FROM dedupe_keys WHERE project_id = $1 AND dedupe_key = $2 AND task_id = $3",
+            project_id,
+            key,
+            task_id,
+        )
 
     async def _check_dependencies(self, project_id: str, dependencies: tuple[str, ...]) -> None:
         if not dependencies:
@@ -161,6 +198,33 @@ class TaskService:
             except WrongExpectedVersion:
                 continue
         raise InvalidState(f"task {task_id} is changing too fast; try again")
+
+    async def fire_event(
+        self, project_id: str, name: str, payload: object, *, actor: Actor
+    ) -> FiredEvent:
+        """Trigger every active `event` task of the project that waits for `name`.
+
+        A task with a run already in flight (or one paused or deleted since the lookup) is
+        skipped rather than queued: a task holds one run at a time.
+        """
+        command = TriggerTask(event=name, event_payload=payload)
+        # Bounded, so one popular event cannot take every pooled connection at once.
+        slots = asyncio.Semaphore(FIRE_EVENT_CONCURRENCY)
+
+        async def trigger(task_id: str) -> bool:
+            async with slots:
+                try:
+                    await self.execute(project_id, task_id, command, actor=actor)
+                except DomainError:
+                    return False
+                return True
+
+        task_ids = await event_listeners(self.pool, project_id, name)
+        outcomes = await asyncio.gather(*(trigger(t) for t in task_ids))
+        return FiredEvent(
+            triggered=[t for t, ok in zip(task_ids, outcomes, strict=True) if ok],
+            skipped=[t for t, ok in zip(task_ids, outcomes, strict=True) if not ok],
+        )
 
     async def _append(
         self,
@@ -195,6 +259,7 @@ class TaskService:
         )
         view = InlineWrite(UPSERT_SQL, task_view_row(new_state, encode(new_state)))
         await self.committer.submit(item, [view])
+        count_appended(state, events)
         return new_state
 
     async def record(

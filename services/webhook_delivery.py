@@ -17,6 +17,7 @@ from domain import webhook_signing
 from domain.webhook_policy import DEFAULT_SCHEDULE, next_attempt
 from infra.egress_client import EgressClient, EgressConnectionError, EgressTimeout
 from infra.egress_guard import EgressRefused
+from services.metrics_catalog import WEBHOOK_ATTEMPTS
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ class WebhookDeliverer:
 
     async def deliver(self, delivery_id: str, attempts_seen: int) -> str:
         """Make the next attempt; returns 'succeeded', 'retry', 'failed', 'disabled' or 'stale'."""
+        outcome = await self._attempt(delivery_id, attempts_seen)
+        WEBHOOK_ATTEMPTS.labels(outcome).inc()
+        return outcome
+
+    async def _attempt(self, delivery_id: str, attempts_seen: int) -> str:
         claim = await self.pool.fetchrow(_CLAIM_ATTEMPT, delivery_id, attempts_seen)
         if claim is None:
             return "stale"

@@ -1,10 +1,10 @@
 """Log → webhook deliveries → broker.
 
-`fan_out` follows the event log from its own checkpoint and writes one delivery row per
-(subscribed endpoint, event), in the same transaction as the checkpoint: each event becomes
-its deliveries exactly once, however often this crashes. `send_due` hands deliveries whose
-time has come to the workers (dramatiq `deliver_webhook`) under a short claim; a lost message
-only delays a delivery until the claim lapses.
+`fan_out` follows the event log from its own checkpoint (infra/checkpointed_feed.py) and
+writes one delivery row per (subscribed endpoint, event), in the same transaction as the
+checkpoint: each event becomes its deliveries exactly once, however often this crashes.
+`send_due` hands deliveries whose time has come to the workers (dramatiq `deliver_webhook`)
+under a short claim; a lost message only delays a delivery until the claim lapses.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from domain.task import TaskState, fold
+from domain.task import TaskState, evolve
 from domain.webhook_policy import SUPPORTED_EVENTS, TASK_EVENTS, task_payload, wants
+from infra.checkpointed_feed import consume
 from infra.event_store import RecordedEvent
 from infra.json_codec import decode_event, encode
 from services.notify_secrets import ensure_notify_secrets
@@ -28,16 +29,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "webhooks"
 TASK_ENDPOINT_PREFIX = "wht_"
 SendDelivery = Callable[[str, int], Awaitable[None]]
-
-_FEED = """
-SELECT position, txid::text::bigint AS txid, stream_id, version, event_id, type, schema_version,
-       project_id, data::text AS data, metadata::text AS metadata, recorded_at
-  FROM events
- WHERE (txid, position) > ($1::text::xid8, $2)
-   AND txid < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY txid, position
- LIMIT $3
-"""
 
 _CLAIM_DUE = """
 WITH due AS (
@@ -87,43 +78,24 @@ class WebhookPump:
 
     async def fan_out(self) -> int:
         """Turn the next batch of log events into deliveries; returns how many events it read."""
-        async with self.pool.acquire() as conn:
+        return await consume(self.pool, CHECKPOINT, self.batch, self._write_deliveries)
+
+    async def _write_deliveries(
+        self, conn: asyncpg.Connection, events: list[RecordedEvent]
+    ) -> None:
+        deliveries = await self._deliveries(conn, events)
+        if deliveries:
             await conn.execute(
-                "INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", CHECKPOINT
+                """INSERT INTO webhook_deliveries (delivery_id, endpoint_id, project_id,
+                          event_id, event_type, payload)
+                   SELECT d.delivery_id, d.endpoint_id, d.project_id, d.event_id,
+                          d.event_type, d.payload
+                     FROM jsonb_to_recordset($1::jsonb) AS d(
+                          delivery_id text, endpoint_id text, project_id text,
+                          event_id uuid, event_type text, payload jsonb)
+                   ON CONFLICT (endpoint_id, event_id) DO NOTHING""",
+                encode(deliveries).decode(),
             )
-            async with conn.transaction():
-                # The row lock makes concurrent pumps take turns instead of double-delivering.
-                mark = await conn.fetchrow(
-                    "SELECT txid::text::bigint AS txid, position FROM checkpoints"
-                    " WHERE name = $1 FOR UPDATE",
-                    CHECKPOINT,
-                )
-                rows = await conn.fetch(_FEED, str(mark["txid"]), mark["position"], self.batch)
-                if not rows:
-                    return 0
-                events = [RecordedEvent(**dict(r)) for r in rows]
-                deliveries = await self._deliveries(conn, events)
-                if deliveries:
-                    await conn.execute(
-                        """INSERT INTO webhook_deliveries (delivery_id, endpoint_id, project_id,
-                                  event_id, event_type, payload)
-                           SELECT d.delivery_id, d.endpoint_id, d.project_id, d.event_id,
-                                  d.event_type, d.payload
-                             FROM jsonb_to_recordset($1::jsonb) AS d(
-                                  delivery_id text, endpoint_id text, project_id text,
-                                  event_id uuid, event_type text, payload jsonb)
-                           ON CONFLICT (endpoint_id, event_id) DO NOTHING""",
-                        encode(deliveries).decode(),
-                    )
-                last = events[-1]
-                await conn.execute(
-                    "UPDATE checkpoints SET txid = $2::text::xid8, position = $3,"
-                    " updated_at = now() WHERE name = $1",
-                    CHECKPOINT,
-                    str(last.txid),
-                    last.position,
-                )
-                return len(events)
 
     async def _deliveries(
         self, conn: asyncpg.Connection, events: list[RecordedEvent]
@@ -141,16 +113,33 @@ class WebhookPump:
         )
         # A delivery belongs to its endpoint's project (worker events reach every project's).
         owners = {ep["endpoint_id"]: ep["project_id"] for ep in endpoints}
-        out: list[dict[str, Any]] = []
-        notify: dict[str, dict[str, str]] = {}
-        for event in wanted:
-            targets = [
+        targets = {
+            event.event_id: [
                 ep["endpoint_id"]
                 for ep in endpoints
                 if wants(tuple(ep["events"]), event.type)
                 and (event.type not in TASK_EVENTS or ep["project_id"] == event.project_id)
             ]
-            state = await self._task_at(conn, event) if event.type in TASK_EVENTS else None
+            for event in wanted
+        }
+        # Fold a task only when something will be sent about it: an endpoint wants the event,
+        # or the task has a notify_url now (one that was cleared meanwhile is not followed).
+        notifying = await self._streams_with_notify_url(
+            conn, sorted({e.stream_id for e in wanted if e.type in TASK_EVENTS})
+        )
+        states = await self._tasks_at(
+            conn,
+            [
+                e
+                for e in wanted
+                if e.type in TASK_EVENTS and (targets[e.event_id] or e.stream_id in notifying)
+            ],
+        )
+        out: list[dict[str, Any]] = []
+        notify: dict[str, dict[str, str]] = {}
+        for event in wanted:
+            sent_to = targets[event.event_id]
+            state = states.get((event.stream_id, event.version))
             if state is not None and state.definition.notify_url:
                 # The task's own endpoint follows the notify_url the task had at this event.
                 endpoint_id = f"{TASK_ENDPOINT_PREFIX}{state.task_id}"
@@ -160,8 +149,8 @@ class WebhookPump:
                     "project_id": event.project_id,
                     "url": state.definition.notify_url,
                 }
-                targets.append(endpoint_id)
-            if not targets:
+                sent_to = [*sent_to, endpoint_id]
+            if not sent_to:
                 continue
             payload = self._payload(event, state)
             out.extend(
@@ -173,7 +162,7 @@ class WebhookPump:
                     "event_type": event.type,
                     "payload": msgspec.Raw(payload),
                 }
-                for endpoint_id in targets
+                for endpoint_id in sent_to
             )
         if notify:
             disabled = await self._upsert_task_endpoints(conn, list(notify.values()))
@@ -204,16 +193,45 @@ class WebhookPump:
         return {r["endpoint_id"] for r in result if r["disabled_at"] is not None}
 
     @staticmethod
-    async def _task_at(conn: asyncpg.Connection, event: RecordedEvent) -> TaskState:
-        """The task as this event left it, not as it is now."""
+    async def _streams_with_notify_url(conn: asyncpg.Connection, streams: list[str]) -> set[str]:
+        if not streams:
+            return set()
         rows = await conn.fetch(
-            "SELECT data::text FROM events WHERE stream_id = $1 AND version <= $2 ORDER BY version",
-            event.stream_id,
-            event.version,
+            "SELECT task_id FROM task_view WHERE task_id = ANY($1::text[])"
+            " AND state->'definition'->>'notify_url' IS NOT NULL",
+            [stream.removeprefix("task-") for stream in streams],
         )
-        state: TaskState | None = fold(decode_event(r[0]) for r in rows)
-        assert state is not None
-        return state
+        return {f"task-{r[0]}" for r in rows}
+
+    @staticmethod
+    async def _tasks_at(
+        conn: asyncpg.Connection, events: list[RecordedEvent]
+    ) -> dict[tuple[str, int], TaskState]:
+        """Each task as `events` left it, not as it is now: one read and one fold per stream."""
+        upto: dict[str, int] = {}
+        for e in events:
+            upto[e.stream_id] = max(upto.get(e.stream_id, 0), e.version)
+        if not upto:
+            return {}
+        rows = await conn.fetch(
+            """SELECT e.stream_id, e.version, e.data::text AS data
+                 FROM events e JOIN unnest($1::text[], $2::bigint[]) AS w(stream_id, upto)
+                   ON e.stream_id = w.stream_id AND e.version <= w.upto
+                ORDER BY e.stream_id, e.version""",
+            list(upto),
+            list(upto.values()),
+        )
+        needed = {(e.stream_id, e.version) for e in events}
+        states: dict[tuple[str, int], TaskState] = {}
+        state: TaskState | None = None
+        stream = None
+        for row in rows:
+            if row["stream_id"] != stream:
+                stream, state = row["stream_id"], None
+            state = evolve(state, decode_event(row["data"]))
+            if (stream, row["version"]) in needed:
+                states[(stream, row["version"])] = state
+        return states
 
     @staticmethod
     def _payload(event: RecordedEvent, state: TaskState | None) -> bytes:

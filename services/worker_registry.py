@@ -32,6 +32,7 @@ import psutil
 
 from infra.event_store import EventStore, NewEvent
 from infra.json_codec import encode
+from services.metrics_catalog import WORKER_HEARTBEATS
 
 log = logging.getLogger(__name__)
 
@@ -289,11 +290,16 @@ class WorkerRegistry:
             try:
                 await self.heartbeat()
             except Exception:  # a lost heartbeat must not end the beating
+                WORKER_HEARTBEATS.labels("failed").inc()
                 log.exception("worker %s heartbeat failed, will retry", self.worker_id)
+            else:
+                WORKER_HEARTBEATS.labels("ok").inc()
 
 
 # Reads for the API. A worker is `offline` once offline_at is set, else `active` while any task
-# (of any project: it is the worker's state) is running on it, else `idle`.
+# (of any project: it is the worker's state) is running on it, else `idle`. Status and current
+# runs come from the inline task view (exact at every commit); the finished-run counts from the
+# projector's worker view (projections/worker_view.py), a moment behind the log.
 
 _STATUS = """
 CASE WHEN w.offline_at IS NOT NULL THEN 'offline'
@@ -308,12 +314,10 @@ _PROJECT_FIGURES = """
 (SELECT count(*) FROM task_view v
   WHERE v.status = 'running' AND v.state->>'worker_id' = w.worker_id
     AND v.project_id = $1 AND v.lifecycle <> 'deleted') AS current_tasks,
-(SELECT count(*) FROM events e
-  WHERE e.project_id = $1 AND e.metadata->>'actor' = 'worker:' || w.worker_id
-    AND e.type = 'task.completed') AS tasks_completed,
-(SELECT count(*) FROM events e
-  WHERE e.project_id = $1 AND e.metadata->>'actor' = 'worker:' || w.worker_id
-    AND e.type = 'task.failed' AND COALESCE((e.data->>'final')::boolean, true)) AS tasks_failed
+COALESCE((SELECT c.tasks_completed FROM worker_view c
+            WHERE c.worker_id = w.worker_id AND c.project_id = $1), 0) AS tasks_completed,
+COALESCE((SELECT c.tasks_failed FROM worker_view c
+            WHERE c.worker_id = w.worker_id AND c.project_id = $1), 0) AS tasks_failed
 """
 
 _CURRENT_IDS = """
@@ -378,6 +382,17 @@ async def list_workers(
             status,
         )
     return [_row(r) for r in rows], int(total)
+
+
+async def worker_status_counts(db: asyncpg.Pool | asyncpg.Connection) -> dict[WorkerStatus, int]:
+    """How many workers are active, idle and offline (every status present, 0 if none)."""
+    rows = await db.fetch(
+        f"SELECT s.status, count(*) AS n FROM (SELECT {_STATUS} AS status FROM workers w) s"
+        " GROUP BY s.status"
+    )
+    counts: dict[WorkerStatus, int] = {"active": 0, "idle": 0, "offline": 0}
+    counts.update({r["status"]: int(r["n"]) for r in rows})
+    return counts
 
 
 async def get_worker(pool: asyncpg.Pool, project_id: str, worker_id: str) -> WorkerRow | None:

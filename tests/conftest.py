@@ -79,3 +79,14 @@ async def pool(fresh_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(fresh_dsn, size=12)
     yield p
     await p.close()
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    """The bootstrap address of a real Kafka-protocol broker (tansu) for the whole session."""
+    from infra.embedded_kafka import EmbeddedKafka
+
+    broker = EmbeddedKafka()
+    broker.start()
+    yield broker.bootstrap
+    broker.stop()

@@ -83,7 +83,7 @@ async def one_burst(
     system = system_class(name)(
         dsn=dsn, redis_url=args.redis, processes=args.processes, concurrency=args.concurrency
     )
-    receiver.seen.clear()
+    receiver.clear()
     try:
         due_at = datetime.now(UTC) + timedelta(seconds=args.lead)
         began = time.monotonic()

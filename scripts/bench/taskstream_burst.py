@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,7 @@ class TaskstreamBurst:
         self.processes = processes
         self.concurrency = concurrency
         self.running: list[Process] = []
+        self.spies: list[subprocess.Popen[bytes]] = []
 
     async def schedule(self, n: int, due_at: datetime, receiver_url: str) -> None:
         """Create n one-shot HTTP tasks due at `due_at`."""
@@ -85,31 +87,38 @@ class TaskstreamBurst:
             TASKSTREAM_BROKER_URL=self.redis_url,
             TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
             TASKSTREAM_WORKER_THREADS=str(self.concurrency),
+            TASKSTREAM_METRICS_PORT="0",
             TASKSTREAM_LOG_LEVEL="WARNING",
         )
         roles = ["scheduler"] + ["worker"] * self.processes
-        self.running += [Process(self._command(role, i), env) for i, role in enumerate(roles)]
+        self.running += [Process(taskstream(role), env) for role in roles]
         await asyncio.gather(*(asyncio.to_thread(p.wait_for, "running", 120) for p in self.running))
-
-    @staticmethod
-    def _command(role: str, index: int) -> list[str]:
-        """`taskstream ROLE`, under py-spy when BURST_PROFILE_DIR names where to write stacks."""
-        command = taskstream(role)
         if folder := os.environ.get("BURST_PROFILE_DIR"):
-            out = Path(folder) / f"{role}-{index}.txt"
-            spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--gil"]
-            command = [*spy, "--format", "raw", "-r", "200", "-o", str(out), "--", *command]
-        return command
+            # Sample only the thread holding the GIL: where each process spends its CPU.
+            spy = str(Path(sys.executable).parent / "py-spy")
+            for i, p in enumerate(self.running):
+                out = Path(folder) / f"{p.popen.args[-1]}-{i}.txt"
+                command = [spy, "record", "--nonblocking", "--gil", "--format", "raw", "-r", "200"]
+                self.spies.append(
+                    subprocess.Popen(
+                        [*command, "-o", str(out), "-p", str(p.popen.pid)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
 
     async def stop(self) -> None:
-        """Stop every process; print what the log says was completed."""
+        """Stop every process; keep what the log says happened in `log_counts`."""
+        for spy in self.spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its stacks on SIGINT
+            spy.wait(30)
+        self.spies.clear()
         ticks = os.sysconf("SC_CLK_TCK")
         for process in self.running:
             fields = Path(f"/proc/{process.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
             cpu = (int(fields[11]) + int(fields[12])) / ticks
             print(f"  taskstream {process.popen.args[-1]} pid {process.popen.pid}: {cpu:.1f} s CPU")
-            # py-spy writes its stacks on SIGINT; taskstream stops cleanly on either.
-            process.stop(signal.SIGINT if os.environ.get("BURST_PROFILE_DIR") else signal.SIGTERM)
+            process.stop()
             problems = [line for line in process.drain() if "Error" in line or "error" in line]
             for line in problems[:5]:
                 print(f"  taskstream process said: {line}")

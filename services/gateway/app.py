@@ -9,16 +9,23 @@ from aiohttp import web
 
 from infra.group_commit import GroupCommitter
 from infra.settings import Settings
+from services.gateway.agent_tasks import routes as agent_tasks
 from services.gateway.api.surface import MOUNT, build_api_app
 from services.gateway.auth import Authenticator
 from services.gateway.context import CONTEXT, GatewayContext
+from services.gateway.messages_surface import routes as messages
+from services.gateway.messages_surface.static_token import StaticTokenAuth
+from services.gateway.publish_surface import routes as publish
 from services.gateway.rate_limit import RateLimiter
+from services.gateway.request_metrics import observe_requests
+from services.gateway.surface_kit import authenticate, mount_surface
+from services.metrics_http import add_metrics_route, pool_connect
 from services.task_service import TaskService
 
 
 def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
     """The root application; the caller owns `pool`, the app owns its group committer."""
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe_requests])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         committer = GroupCommitter(
@@ -36,4 +43,10 @@ def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.add_subapp(MOUNT, build_api_app())
+    add_metrics_route(app, pool_connect(pool))
+    mount_surface(app, agent_tasks.ROUTES, render=agent_tasks.render, auth=authenticate)
+    mount_surface(app, publish.ROUTES, render=publish.render, auth=authenticate)
+    mount_surface(
+        app, messages.ROUTES, render=messages.render, auth=StaticTokenAuth(settings.api_token)
+    )
     return app

@@ -52,9 +52,16 @@ async def authenticate(request: web.Request, authorization: str | None = None) -
 
     Returns the rate-limit headers for the answer; over the limit raises a 429 problem.
     """
-    ctx = context_of(request)
     header = request.headers.get("Authorization") if authorization is None else authorization
-    principal = await ctx.auth.principal(header)
+    return admit(request, await context_of(request).auth.principal(header))
+
+
+def admit(request: web.Request, principal: Principal) -> dict[str, str]:
+    """Record an already authenticated `principal` and charge its project's rate limit.
+
+    Returns the rate-limit headers for the answer; over the limit raises a 429 problem.
+    """
+    ctx = context_of(request)
     request[PRINCIPAL] = principal
     if not ctx.rate_limiter.enabled:
         return {}

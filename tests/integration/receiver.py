@@ -32,8 +32,22 @@ class Receiver:
     in_flight: int = 0
     max_in_flight: int = 0
 
+    by_path: dict[str, list[Seen]] = field(default_factory=dict)
+
     def calls(self, path: str) -> list[Seen]:
-        return [s for s in self.seen if s.path == path]
+        return list(self.by_path.get(path, ()))
+
+    def record(self, seen: Seen) -> int:
+        """Keep one arrival; returns how many calls its path has had (indexed: the burst
+        benchmark sends tens of thousands, and a scan per request made the receiver the bound)."""
+        self.seen.append(seen)
+        calls = self.by_path.setdefault(seen.path, [])
+        calls.append(seen)
+        return len(calls)
+
+    def clear(self) -> None:
+        self.seen.clear()
+        self.by_path.clear()
 
     async def wait_for(self, path: str, count: int, timeout: float = 10.0) -> list[Seen]:
         async def enough() -> None:
@@ -50,10 +64,9 @@ async def running_receiver() -> AsyncIterator[Receiver]:
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
-        receiver.seen.append(
+        n = receiver.record(
             Seen(time.time(), request.method, request.path, dict(request.headers), body)
         )
-        n = len(receiver.calls(request.path))
         async with receiver.arrived:
             receiver.arrived.notify_all()
         status, delay, *extra = receiver.behaviour.get(request.path, lambda _: (200, 0.0))(n)

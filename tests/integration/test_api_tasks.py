@@ -291,3 +291,15 @@ async def test_expired_dedupe_key_allows_a_new_task(api: Api) -> None:
     await api.pool.execute("UPDATE dedupe_keys SET expires_at = now() - interval '1 second'")
     status, second, _ = await api.call("POST", "/api/tasks", json=body)
     assert status == 201 and second["data"]["id"] != first["data"]["id"]
+
+
+async def test_a_deleted_holder_frees_its_dedupe_key(api: Api) -> None:
+    body = http_task(dedupe_key="gone-holder", dedupe_window_seconds=3600)
+    _, first, _ = await api.call("POST", "/api/tasks", json=body)
+    status, _, _ = await api.call("DELETE", f"/api/tasks/{first['data']['id']}")
+    assert status in (200, 204)
+    status, second, _ = await api.call("POST", "/api/tasks", json=body)
+    assert status == 201, second
+    assert second["data"]["id"] != first["data"]["id"]
+    status, again, _ = await api.call("POST", "/api/tasks", json=body)
+    assert status == 200 and again["data"]["id"] == second["data"]["id"]

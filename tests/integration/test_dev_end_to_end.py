@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.integration.processes import Process, cli_env, free_port, taskstream
 from tests.integration.receiver import running_receiver
+from tests.integration.test_workers import eventually
 
 
 async def test_dev_runs_a_task_and_delivers_signed_lifecycle_webhooks(
@@ -50,6 +51,8 @@ async def test_dev_runs_a_task_and_delivers_signed_lifecycle_webhooks(
                 Webhook(secret).verify(h.body, {k.lower(): v for k, v in h.headers.items()})
                 for h in hooks
             ]
+            # Deliveries run concurrently on the workers: arrival order is not promised.
+            payloads.sort(key=lambda p: datetime.fromisoformat(p["timestamp"]))
             assert [p["event"] for p in payloads] == [
                 "task.created",
                 "task.started",
@@ -59,5 +62,17 @@ async def test_dev_runs_a_task_and_delivers_signed_lifecycle_webhooks(
             async with http.get(f"{base}/api/workers") as r:
                 workers = (await r.json())["data"]
             assert len(workers) == 1 and workers[0]["status"] in ("idle", "active")
+
+            async def counted_by_the_projector() -> bool:  # dev runs the projector too
+                async with http.get(f"{base}/api/workers") as r:
+                    worker = (await r.json())["data"][0]
+                async with http.get(f"{base}/api/system/status") as r:
+                    status = (await r.json())["data"]
+                assert status["components"]["projector"]["status"] in ("healthy", "unknown")
+                return bool(
+                    worker["tasks_completed"] == 1 and status["task_stats"]["completed_today"] == 1
+                )
+
+            await eventually(counted_by_the_projector, timeout=15)
     finally:
         server.stop()

@@ -47,9 +47,7 @@ async def test_changing_the_notify_url_moves_later_deliveries(hooks: Hooks) -> N
     task_id = task["data"]["id"]
     await hooks.pump_once()
     await hooks.receiver.wait_for("/first", 1)
-    status, _, _ = await hooks.api.call(
-        "PUT", f"/api/tasks/{task_id}", json={"notify_url": second}
-    )
+    status, _, _ = await hooks.api.call("PUT", f"/api/tasks/{task_id}", json={"notify_url": second})
     assert status == 200
     await run_task_to_completion(hooks.api, task_id)
     await hooks.pump_once()

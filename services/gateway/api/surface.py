@@ -7,6 +7,7 @@ import re
 from aiohttp import web
 
 from services.gateway.api import schemas as s
+from services.gateway.api.system import SYSTEM_ROUTES
 from services.gateway.api.tasks import ROUTES
 from services.gateway.api.webhooks import WEBHOOK_ROUTES
 from services.gateway.api.workers import WORKER_ROUTES
@@ -64,9 +65,9 @@ async def authenticated(request: web.Request, handler: Handler) -> web.StreamRes
 def build_api_app() -> web.Application:
     """The /api sub-application."""
     app = web.Application(middlewares=[errors, authenticated])
-    add_routes(app, ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES)
+    add_routes(app, ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES + SYSTEM_ROUTES)
     document = openapi_document(
-        ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES,
+        ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES + SYSTEM_ROUTES,
         title="taskstream API",
         version=API_VERSION,
         prefix=MOUNT,

@@ -1,0 +1,1 @@
+"""Seed 001: one-time webhook messages (`/messages`) and an unauthenticated `/health`."""

@@ -1,0 +1,35 @@
+"""GET /health: can the service take and run messages right now? No authentication."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from services.gateway.api import system_health
+from services.gateway.context import context_of
+from services.gateway.http_json import respond
+from services.gateway.messages_surface.schemas import Health
+
+# The system-status probes' health words, in this document's words.
+_WORDS = {"healthy": "connected", "degraded": "connected", "down": "disconnected"}
+
+
+async def health_handler(request: web.Request) -> web.Response:
+    """200 `healthy` when the database and the broker answer; 503 `unhealthy` when one does not.
+
+    The embedded broker of `taskstream dev` has no address to probe: it is `unknown`, not down.
+    """
+    ctx = context_of(request)
+    database, broker = await asyncio.gather(
+        system_health.database(ctx.pool), system_health.broker(ctx.settings.broker_url)
+    )
+    healthy = database.status != "down" and broker.status != "down"
+    return respond(
+        Health(
+            status="healthy" if healthy else "unhealthy",
+            database=_WORDS.get(database.status, "unknown"),
+            broker=_WORDS.get(broker.status, "unknown"),
+        ),
+        status=200 if healthy else 503,
+    )

@@ -1,0 +1,1 @@
+"""Seed 000: `POST /publish` and `DELETE /delete`, a one-shot HTTP callback API over the core."""

@@ -1,0 +1,72 @@
+"""Seed 000's routes: bearer project key, and the body's projectId must be that key's project."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from domain.commands import DeleteTask
+from services.gateway.auth import unauthorized
+from services.gateway.context import context_of
+from services.gateway.http_json import respond
+from services.gateway.one_shot_callback import create_callback
+from services.gateway.problems import HttpProblem
+from services.gateway.publish_surface import schemas as s
+from services.gateway.publish_surface.translation import FIELD_NAMES, callback_from
+from services.gateway.request_body import read_json
+from services.gateway.route_table import Route
+from services.gateway.surface_kit import actor_of, project_of
+
+
+def render(problem: HttpProblem) -> web.Response:
+    """Seed 000's error shape; its users know 400 for bad input, so a 422 is answered as 400."""
+    status = 400 if problem.status == 422 else problem.status
+    return respond(
+        s.ErrorOut(message=problem.message, field=problem.field), status=status,
+        headers=problem.headers,
+    )  # fmt: skip
+
+
+def _own_project(request: web.Request, project_id: str) -> None:
+    # The seed authenticates a (projectId, secret) pair: a key for another project is a 401.
+    if project_id != project_of(request):
+        raise unauthorized("projectId does not match the credentials")
+
+
+async def publish_handler(request: web.Request) -> web.Response:
+    body = await read_json(request, s.PublishIn)
+    _own_project(request, body.projectId)
+    outcome = await create_callback(request, callback_from(body), FIELD_NAMES)
+    return respond(s.PublishOut(message="Task scheduled", taskId=outcome.state.task_id))
+
+
+async def delete_handler(request: web.Request) -> web.Response:
+    body = await read_json(request, s.DeleteIn)
+    _own_project(request, body.projectId)
+    await context_of(request).tasks.execute(
+        project_of(request), body.taskId, DeleteTask(), actor=actor_of(request)
+    )
+    return respond(s.PublishOut(message="Task deleted successfully", taskId=body.taskId))
+
+
+ROUTES = [
+    Route(
+        "POST",
+        "/publish",
+        publish_handler,
+        "Schedule an HTTP callback at a timestamp",
+        s.PublishOut,
+        body=s.PublishIn,
+        errors=(400, 401, 413, 415),
+        tags=("publish",),
+    ),
+    Route(
+        "DELETE",
+        "/delete",
+        delete_handler,
+        "Delete a scheduled callback",
+        s.PublishOut,
+        body=s.DeleteIn,
+        errors=(400, 401, 404, 415),
+        tags=("publish",),
+    ),
+]

@@ -1,0 +1,1 @@
+"""The projector process: keeps the asynchronous views (projections/views.py) up to date."""

@@ -1,0 +1,32 @@
+"""A real receiver plus the scheduler and executor running a test gateway's tasks.
+
+The worker's path without a broker (as in test_execution_path): due tasks are dispatched and
+their HTTP actions called through the SSRF-guarded client, loopback allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from infra.egress_client import EgressClient
+from services.gateway.context import CONTEXT
+from services.run_executor import RunExecutor
+from tests.integration.api_harness import Api
+from tests.integration.receiver import Receiver, running_receiver
+from tests.integration.test_execution_path import Rig, run_schedulers, stop_all
+
+
+@asynccontextmanager
+async def callbacks_running(api: Api) -> AsyncIterator[Receiver]:
+    """Yield a receiver; tasks created through `api` run while the block lasts."""
+    tasks = api.app[CONTEXT].tasks
+    async with running_receiver() as receiver, EgressClient("127.0.0.0/8") as egress:
+        executor = RunExecutor(
+            api.pool, tasks, egress, worker_id="w-test", lease_seconds=3.0, random_unit=lambda: 0.0
+        )
+        _, stop, loops = await run_schedulers(Rig(api.pool, tasks, executor, receiver))
+        try:
+            yield receiver
+        finally:
+            await stop_all(stop, loops)
