@@ -46,6 +46,7 @@ class TaskstreamBurst:
 
     async def schedule(self, n: int, due_at: datetime, receiver_url: str) -> None:
         """Create n one-shot HTTP tasks due at `due_at`."""
+        self.due_at = due_at
         conn = await asyncpg.connect(self.dsn)
         try:
             await migrate(conn)
@@ -125,6 +126,13 @@ class TaskstreamBurst:
         self.running.clear()
         conn = await asyncpg.connect(self.dsn)
         try:
+            spans = {
+                r["type"]: (r["last"] - self.due_at).total_seconds()
+                for r in await conn.fetch(
+                    "SELECT type, max((data->>'at')::timestamptz) AS last FROM events"
+                    " WHERE type IN ('task.dispatched', 'task.started') GROUP BY type"
+                )
+            }
             counts = dict(
                 await conn.fetch(
                     "SELECT type, count(*) FROM events WHERE type IN"
@@ -135,3 +143,5 @@ class TaskstreamBurst:
         finally:
             await conn.close()
         self.log_counts = counts
+        dispatched, started = spans["task.dispatched"], spans["task.started"]
+        print(f"  taskstream log: last dispatch +{dispatched:.2f} s, last start +{started:.2f} s")

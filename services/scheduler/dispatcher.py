@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -94,11 +96,16 @@ SELECT GREATEST(0, EXTRACT(EPOCH FROM min(next_run_at) - now()))::float8
 
 class SchedulerConfig(msgspec.Struct, frozen=True, kw_only=True):
     batch: int = 200
+    # Claim loops per replica: while one batch's events are being committed, the next batch is
+    # claimed (claims skip each other's rows, as between replicas).
+    dispatchers: int = 4
     claim_seconds: float = 10.0
     # How long a dispatched run may wait for a worker before it counts as lost.
     dispatch_lease_seconds: float = 60.0
-    # The lease sweep runs at least this often.
+    # The lease sweep runs at least this often...
     sweep_seconds: float = 1.0
+    # ...and, with the webhook pump, at most this often however often the scheduler is woken.
+    housekeeping_seconds: float = 0.1
     # How soon a task waiting for its dependencies or a concurrency slot is looked at again.
     dependency_recheck_seconds: float = 0.5
     # A worker whose heartbeat is older than this is marked offline (worker.offline).
@@ -127,6 +134,7 @@ class Scheduler:
         self.webhooks = webhooks
         self._wake = asyncio.Event()
         self.dispatched = 0
+        self._housekept = -math.inf
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until `stop` is set."""
@@ -151,22 +159,33 @@ class Scheduler:
             await self.pool.release(listener)
 
     async def tick(self) -> float:
-        """Dispatch what is due, sweep lost leases; seconds until there may be more to do."""
-        while await self.dispatch_due() >= self.config.batch:
-            pass
+        """Dispatch what is due and, at most every `housekeeping_seconds`, sweep lost leases and
+        silent workers and pump webhooks; returns seconds until there may be more to do."""
+        await asyncio.gather(*(self._drain() for _ in range(self.config.dispatchers)))
+        wake_in = await self.pool.fetchval(_NEXT_WAKE)
+        waits = [self.config.sweep_seconds, wake_in if wake_in is not None else 3600.0]
+        since = time.monotonic() - self._housekept
+        if since < self.config.housekeeping_seconds:
+            # Every append of a run's events wakes us (the task view's notify): housekeeping
+            # at each of those wakes cost more CPU than the dispatching during a burst.
+            waits.append(self.config.housekeeping_seconds - since)
+            return min(waits)
+        self._housekept = time.monotonic()
         await self.sweep_leases()
         await sweep_offline(
             self.pool,
             after_seconds=self.config.worker_offline_seconds,
             actor=f"scheduler:{self.id}",
         )
-        wake_in = await self.pool.fetchval(_NEXT_WAKE)
-        waits = [self.config.sweep_seconds, wake_in if wake_in is not None else 3600.0]
         if self.webhooks is not None:
             hook_wait = await self.webhooks.tick()
             if hook_wait is not None:
                 waits.append(hook_wait)
         return min(waits)
+
+    async def _drain(self) -> None:
+        while await self.dispatch_due() >= self.config.batch:
+            pass
 
     async def dispatch_due(self) -> int:
         """Claim one batch of due tasks and dispatch them; returns how many were claimed."""

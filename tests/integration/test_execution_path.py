@@ -314,3 +314,22 @@ async def test_handler_gets_payload_saves_checkpoints_logs_and_resumes(rig: Rig)
         f"task-{missing.task_id}",
     )
     assert reason == "unknown_handler"
+
+
+async def test_due_tasks_are_dispatched_highest_priority_first(rig: Rig) -> None:
+    due = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    made = {
+        p: await rig.create(f"/p{p}", priority=p, schedule=Schedule(kind="once", expr=due))
+        for p in (1, 10, 5)
+    }
+    order: list[str] = []
+
+    async def capture(task_id: str, run_id: str, attempt: int) -> None:
+        order.append(task_id)
+
+    _, stop, loops = await run_schedulers(rig, send=capture)
+    deadline = time.monotonic() + 5
+    while len(order) < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    await stop_all(stop, loops)
+    assert order == [made[10].task_id, made[5].task_id, made[1].task_id]
