@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -12,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,17 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return uvloop.new_event_loop
 
 
+@contextlib.contextmanager
+def _database(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[Path, str]]:
+    """The data directory and a database DSN (embedded server started, and stopped after)."""
+    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
+    dsn, stop_db = database_url(settings, data_dir)
+    try:
+        yield data_dir, dsn
+    finally:
+        stop_db()
+
+
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     """Gateway, scheduler and worker in one process, on embedded servers unless configured."""
     if args.allow_commands:
@@ -221,60 +233,50 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     """Only the gateway: the HTTP API and /metrics (run as many replicas as you like)."""
-    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
-    dsn, stop_db = database_url(settings, data_dir)
     host, port = args.host or settings.host, args.port or settings.port
-    try:
+    with _database(args, settings) as (data_dir, dsn):
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(_serve(settings, dsn, data_dir, host=host, port=port, broker=None))
-    finally:
-        stop_db()
     return 0
 
 
 def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     """Only the scheduler (run as many replicas as you like)."""
-    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
-    dsn, stop_db = database_url(settings, data_dir)
-    start_metrics_server(settings, "scheduler", dsn=dsn)
-    broker, stop_broker = broker_for(settings, data_dir)
-    try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(_serve(settings, dsn, data_dir, host=None, port=None, broker=broker))
-    finally:
-        stop_broker()
-        stop_db()
+    with _database(args, settings) as (data_dir, dsn):
+        start_metrics_server(settings, "scheduler", dsn=dsn)
+        broker, stop_broker = broker_for(settings, data_dir)
+        try:
+            with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+                runner.run(_serve(settings, dsn, data_dir, host=None, port=None, broker=broker))
+        finally:
+            stop_broker()
     return 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Only a worker: runs the actions of dispatched runs."""
     load_handler_modules(args.handlers)
-    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
-    dsn, stop_db = database_url(settings, data_dir)
-    start_metrics_server(settings, "worker")
-    broker, stop_broker = broker_for(settings, data_dir)
-    try:
-        asyncio.run(_migrate(dsn))
-        print(f"worker {worker_id()} running")
-        sys.stdout.flush()
-        serve_worker(broker, settings, dsn, threading.Event(), allow_commands=args.allow_commands)
-    finally:
-        stop_broker()
-        stop_db()
+    with _database(args, settings) as (data_dir, dsn):
+        start_metrics_server(settings, "worker")
+        broker, stop_broker = broker_for(settings, data_dir)
+        try:
+            asyncio.run(_migrate(dsn))
+            print(f"worker {worker_id()} running")
+            sys.stdout.flush()
+            serve_worker(
+                broker, settings, dsn, threading.Event(), allow_commands=args.allow_commands
+            )
+        finally:
+            stop_broker()
     return 0
 
 
 def _serve_one_role(args: argparse.Namespace, settings: Settings, role: str, **serve: Any) -> int:
     """Run one background role of `_serve` (`kafka=…`: the relay, `projector=True`) alone."""
-    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
-    dsn, stop_db = database_url(settings, data_dir)
-    start_metrics_server(settings, role)
-    try:
+    with _database(args, settings) as (data_dir, dsn):
+        start_metrics_server(settings, role)
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(_serve(settings, dsn, data_dir, host=None, port=None, broker=None, **serve))
-    finally:
-        stop_db()
     return 0
 
 
@@ -291,12 +293,8 @@ def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
-    dsn, stop_db = database_url(settings, data_dir)
-    try:
+    with _database(args, settings) as (_, dsn):
         count = asyncio.run(replay_since(settings, dsn, kafka, since))
-    finally:
-        stop_db()
     print(f"republished {count} events")
     return 0
 
@@ -338,28 +336,21 @@ async def _rebuild(dsn: str, settings: Settings, name: str) -> int:
 
 def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     """Rebuild one view from the whole log into a fresh table and swap it in."""
-    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
-    dsn, stop_db = database_url(settings, data_dir)
-    try:
+    with _database(args, settings) as (_, dsn):
         started = time.monotonic()
-        events = asyncio.run(_rebuild(dsn, settings, args.name))
+        try:
+            events = asyncio.run(_rebuild(dsn, settings, args.name))
+        except RebuildRunning as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         seconds = time.monotonic() - started
-    except RebuildRunning as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        stop_db()
     print(f"rebuilt {args.name} from {events} events in {seconds:.1f} s")
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
-    dsn, stop_db = database_url(settings, data_dir)
-    try:
+    with _database(args, settings) as (_, dsn):
         applied = asyncio.run(_migrate(dsn))
-    finally:
-        stop_db()
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
     return 0
 
@@ -375,15 +366,12 @@ async def _create_project(dsn: str, name: str) -> tuple[str, str]:
 
 
 def cmd_projects_create(args: argparse.Namespace, settings: Settings) -> int:
-    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
-    dsn, stop_db = database_url(settings, data_dir)
-    try:
-        project_id, key = asyncio.run(_create_project(dsn, args.name))
-    except ProjectExists as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        stop_db()
+    with _database(args, settings) as (_, dsn):
+        try:
+            project_id, key = asyncio.run(_create_project(dsn, args.name))
+        except ProjectExists as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps({"project_id": project_id, "api_key": key}))
     else:
