@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
-	# Swagger UI 5 static files only (see services/gateway/openapi.py): no FastAPI is installed.
+	# Swagger UI 5 static files only (see services/surfaces/kit/openapi.py): no FastAPI is installed.
 	$(BIN)/pip install --quiet --no-deps 'fastapi-swagger==0.4.64'
 	touch $(STAMP)
 

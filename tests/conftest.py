@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +20,27 @@ import pytest
 
 from infra.db import create_pool
 from infra.migrations import migrate
+
+
+_OWN_BASETEMP = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temp root of this session's own, unless --basetemp names one.
+
+    pytest's default root is shared by every session of the same user and keeps only the newest
+    three: two checkouts testing at once on one machine deleted each other's embedded
+    PostgreSQL data directory mid-run.
+    """
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="taskstream-tests-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own is not None:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def _with_database(dsn: str, name: str) -> str:

@@ -29,7 +29,7 @@ consumer fetches it and a thread runs it.
 
 Self-check, this system alone (the harness's own code, one run):
 
-    python scripts/bench/baseline_dramatiq.py --n 2000
+    python scripts/bench/burst.py --systems dramatiq --n 2000 --runs 1 --lead 15
 """
 
 from __future__ import annotations
@@ -102,8 +102,3 @@ class DramatiqBurst(FleetBurst):
         await self.fleet.stop()
         self.flush()
 
-
-if __name__ == "__main__":
-    from scripts.bench.baseline_selfcheck import self_check
-
-    sys.exit(self_check("dramatiq"))

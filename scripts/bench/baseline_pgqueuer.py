@@ -25,7 +25,7 @@ Tuned for PgQueuer's best, from its source (1.6):
 
 Self-check, this system alone on a scratch database (the harness's own code, one run):
 
-    python scripts/bench/baseline_pgqueuer.py --n 2000
+    python scripts/bench/burst.py --systems pgqueuer --n 2000 --runs 1 --lead 15
 """
 
 from __future__ import annotations
@@ -108,8 +108,3 @@ class PgQueuerBurst(FleetBurst):
             if await self.installed(queries):
                 await queries.uninstall()
 
-
-if __name__ == "__main__":
-    from scripts.bench.baseline_selfcheck import self_check
-
-    sys.exit(self_check("pgqueuer"))

@@ -3,7 +3,7 @@
 Seeds a fresh database once with `--events` valid log events (whole task lifecycles, COPYed by
 `scripts/bench/seed_log.py`), then for each of `--runs` runs starts an empty embedded tansu,
 rewinds the relay's checkpoint to the start of the log and times the production relay
-(`services.relay.relay.Relay`, batch `--batch`) until its checkpoint reaches the last event.
+(`services.streaming.relay.Relay`, batch `--batch`) until its checkpoint reaches the last event.
 Prints every run and the median.
 
     python scripts/bench/relay_throughput.py [--events 1000000] [--runs 3] [--batch 5000]
@@ -35,7 +35,7 @@ from infra.settings import Settings  # noqa: E402
 from scripts.bench.burst import admin  # noqa: E402
 from scripts.bench.seed_log import seed_log  # noqa: E402
 from services.relay.process import new_publisher  # noqa: E402
-from services.relay.relay import CHECKPOINT, Relay  # noqa: E402
+from services.streaming.relay import CHECKPOINT, Relay  # noqa: E402
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -27,7 +27,7 @@ from infra.db import create_pool  # noqa: E402
 from infra.group_commit import GroupCommitter  # noqa: E402
 from infra.migrations import migrate  # noqa: E402
 from infra.project_store import create_project  # noqa: E402
-from services.task_service import Actor, TaskService  # noqa: E402
+from services.tasks.service import Actor, TaskService  # noqa: E402
 from tests.integration.processes import Process, cli_env, taskstream  # noqa: E402
 
 

@@ -32,7 +32,7 @@ import psutil
 
 from infra.event_store import EventStore, NewEvent
 from infra.json_codec import encode
-from services.metrics_catalog import WORKER_HEARTBEATS
+from services.metrics.catalog import WORKER_HEARTBEATS
 
 log = logging.getLogger(__name__)
 

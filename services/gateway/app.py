@@ -9,18 +9,18 @@ from aiohttp import web
 
 from infra.group_commit import GroupCommitter
 from infra.settings import Settings
-from services.gateway.agent_tasks import routes as agent_tasks
-from services.gateway.api.surface import MOUNT, build_api_app
-from services.gateway.auth import Authenticator
-from services.gateway.context import CONTEXT, GatewayContext
-from services.gateway.messages_surface import routes as messages
-from services.gateway.messages_surface.static_token import StaticTokenAuth
-from services.gateway.publish_surface import routes as publish
-from services.gateway.rate_limit import RateLimiter
-from services.gateway.request_metrics import observe_requests
-from services.gateway.surface_kit import authenticate, mount_surface
-from services.metrics_http import add_metrics_route, pool_connect
-from services.task_service import TaskService
+from services.metrics.http import add_metrics_route, pool_connect
+from services.surfaces.agent_tasks_surface import routes as agent_tasks
+from services.surfaces.api_surface.surface import MOUNT, build_api_app
+from services.surfaces.kit.auth import Authenticator
+from services.surfaces.kit.context import CONTEXT, GatewayContext
+from services.surfaces.kit.rate_limit import RateLimiter
+from services.surfaces.kit.request_metrics import observe_requests
+from services.surfaces.kit.surface import authenticate, mount_surface
+from services.surfaces.messages_surface import routes as messages
+from services.surfaces.messages_surface.static_token import StaticTokenAuth
+from services.surfaces.publish_surface import routes as publish
+from services.tasks.service import TaskService
 
 
 def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:

@@ -7,7 +7,7 @@ Two kinds:
   dispatches, a worker its starts, finishes, heartbeats and webhook attempts. Prometheus sums
   them over the processes.
 - State gauges (`STATE_GAUGES`) describe the whole system (queue depths, workers, reader lag).
-  They are read from PostgreSQL when /metrics is scraped (services/metrics_state.py), only by
+  They are read from PostgreSQL when /metrics is scraped (services/metrics/state.py), only by
   the gateway and the scheduler, so a worker never reports a stale or zero copy of them.
 
 Label values come from small fixed sets (outcomes, route templates, status codes, checkpoint
@@ -82,7 +82,7 @@ WORKER_HEARTBEATS = Counter(
 
 
 class StateGauge(NamedTuple):
-    """A gauge read from PostgreSQL at scrape time (see services/metrics_state.py)."""
+    """A gauge read from PostgreSQL at scrape time (see services/metrics/state.py)."""
 
     name: str
     documentation: str

@@ -1,7 +1,7 @@
 """Serving /metrics: on the gateway's own port, and on a port of its own in every other process.
 
-Every process exposes its process metrics (services/metrics_catalog.py). The gateway and the
-scheduler add the state gauges, read from PostgreSQL at scrape time (services/metrics_state.py).
+Every process exposes its process metrics (services/metrics/catalog.py). The gateway and the
+scheduler add the state gauges, read from PostgreSQL at scrape time (services/metrics/state.py).
 A non-gateway process serves /metrics from a small aiohttp server on a thread of its own, so it
 works the same in an asyncio process (scheduler, relay, projector) and in a dramatiq worker,
 whose main thread is busy running the worker.
@@ -25,7 +25,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from infra.settings import Settings
-from services.metrics_state import state_exposition
+from services.metrics.state import state_exposition
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The state gauges of services/metrics_catalog.py, read from PostgreSQL when /metrics is scraped.
+"""The state gauges of services/metrics/catalog.py, read from PostgreSQL when /metrics is scraped.
 
 Queue depths, workers and reader lag are facts about the database, not about one process, so
 they are queried at scrape time (one round trip each, on indexed predicates) rather than kept
@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services import metrics_catalog as m
-from services.relay.relay import CHECKPOINT as RELAY_CHECKPOINT
+from services.metrics import catalog as m
+from services.streaming.relay import CHECKPOINT as RELAY_CHECKPOINT
 
 # Each predicate matches an index: task_view_due, task_view_leases, webhook_deliveries_due.
 # `due` is what a scheduler would claim now (the scheduler's own claim predicate).

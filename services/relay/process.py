@@ -18,9 +18,9 @@ from infra.event_envelope import EventEnvelope
 from infra.json_codec import encode
 from infra.kafka_publisher import KafkaPublisher
 from infra.settings import Settings
-from services.relay.relay import Relay
-from services.relay.replay import replay
-from services.relay.subscriber import subscribe
+from services.streaming.relay import Relay
+from services.streaming.replay import replay
+from services.streaming.subscriber import subscribe
 
 
 def kafka_for_dev(settings: Settings) -> tuple[Settings, str | None, Callable[[], None]]:

@@ -28,9 +28,9 @@ from infra.egress_client import EgressClient, EgressConnectionError, EgressTimeo
 from infra.egress_guard import EgressRefused
 from infra.event_store import WrongExpectedVersion
 from infra.json_codec import decode_state
-from services.handlers import LOG_LEVELS, find_handler
-from services.metrics_catalog import RUN_DURATION
-from services.task_service import Actor, TaskService
+from services.metrics.catalog import RUN_DURATION
+from services.runs.handlers import LOG_LEVELS, find_handler
+from services.tasks.service import Actor, TaskService
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Handler actions: Python callables registered by name in user modules.
 
-    from services.handlers import handler
+    from services.runs.handlers import handler
 
     @handler("send-report")
     async def send_report(ctx):

@@ -33,9 +33,9 @@ from domain.execution import decide_dispatch, decide_lease_expired, dependency_v
 from domain.task import TaskState
 from infra.event_store import ConcurrencyLimited, Slot, WrongExpectedVersion
 from infra.json_codec import decode_state
-from services.task_service import Actor, TaskService
-from services.webhook_pump import WebhookPump
-from services.worker_registry import sweep_offline
+from services.fleet.registry import sweep_offline
+from services.tasks.service import Actor, TaskService
+from services.webhooks.pump import WebhookPump
 
 log = logging.getLogger(__name__)
 

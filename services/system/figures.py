@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from services.gateway.api import system_schemas as ss
+from services.system import schemas as ss
 
 HIGH_PRIORITY = 8
 LOW_PRIORITY = 3

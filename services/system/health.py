@@ -19,10 +19,10 @@ from infra.broker_probe import broker_kind, broker_reachable
 from infra.checkpointed_feed import FeedLag, feed_lag
 from infra.settings import Settings
 from projections.views import VIEWS
-from services.gateway.api import system_schemas as ss
-from services.relay.relay import CHECKPOINT as RELAY_CHECKPOINT
-from services.webhook_pump import CHECKPOINT as PUMP_CHECKPOINT
-from services.worker_registry import worker_status_counts
+from services.fleet.registry import worker_status_counts
+from services.streaming.relay import CHECKPOINT as RELAY_CHECKPOINT
+from services.system import schemas as ss
+from services.webhooks.pump import CHECKPOINT as PUMP_CHECKPOINT
 
 T = TypeVar("T")
 R = TypeVar("R", bound=ss.LogReaderOut)

@@ -21,7 +21,7 @@ from domain.events import (
     TaskStarted,
 )
 from domain.task import TaskState
-from services.metrics_catalog import (
+from services.metrics.catalog import (
     TASK_START_LATENESS,
     TASKS_COMPLETED,
     TASKS_CREATED,

@@ -29,8 +29,8 @@ from infra.event_store import (
 from infra.group_commit import GroupCommitter, InlineWrite
 from infra.json_codec import decode_state, encode
 from projections.task_view import UPSERT_SQL, task_view_row
-from services.task_metrics import count_appended
-from services.task_queries import event_listeners
+from services.tasks.metrics import count_appended
+from services.tasks.queries import event_listeners
 
 CONFLICT_RETRIES = 3
 FIRE_EVENT_CONCURRENCY = 8

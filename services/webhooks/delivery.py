@@ -17,7 +17,7 @@ from domain import webhook_signing
 from domain.webhook_policy import DEFAULT_SCHEDULE, next_attempt
 from infra.egress_client import EgressClient, EgressConnectionError, EgressTimeout
 from infra.egress_guard import EgressRefused
-from services.metrics_catalog import WEBHOOK_ATTEMPTS
+from services.metrics.catalog import WEBHOOK_ATTEMPTS
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from domain.webhook_policy import SUPPORTED_EVENTS, TASK_EVENTS, task_payload, w
 from infra.checkpointed_feed import consume
 from infra.event_store import RecordedEvent
 from infra.json_codec import decode_event, encode
-from services.notify_secrets import ensure_notify_secrets
+from services.webhooks.notify_secrets import ensure_notify_secrets
 
 log = logging.getLogger(__name__)
 

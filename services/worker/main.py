@@ -27,10 +27,10 @@ from infra.egress_client import EgressClient
 from infra.group_commit import GroupCommitter
 from infra.settings import Settings
 from infra.worker_runtime import LoopResources, run_worker
-from services.run_executor import RunExecutor
-from services.task_service import TaskService
-from services.webhook_delivery import WebhookDeliverer
-from services.worker_registry import WorkerRegistry
+from services.fleet.registry import WorkerRegistry
+from services.runs.executor import RunExecutor
+from services.tasks.service import TaskService
+from services.webhooks.delivery import WebhookDeliverer
 
 RUN_QUEUE = "runs"
 RUN_ACTOR = "run_task"

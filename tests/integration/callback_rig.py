@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from infra.egress_client import EgressClient
-from services.gateway.context import CONTEXT
-from services.run_executor import RunExecutor
+from services.runs.executor import RunExecutor
+from services.surfaces.kit.context import CONTEXT
 from tests.integration.api_harness import Api
 from tests.integration.receiver import Receiver, running_receiver
 from tests.integration.test_execution_path import Rig, run_schedulers, stop_all

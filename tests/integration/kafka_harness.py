@@ -14,8 +14,8 @@ import asyncpg
 from infra.event_envelope import EventEnvelope
 from infra.settings import Settings
 from services.relay.process import new_publisher
-from services.relay.relay import Relay
-from services.relay.subscriber import subscribe
+from services.streaming.relay import Relay
+from services.streaming.subscriber import subscribe
 from tests.integration.test_workers import eventually
 
 # tansu refuses the idempotent-producer handshake.

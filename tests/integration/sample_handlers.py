@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.handlers import HandlerContext, handler
+from services.runs.handlers import HandlerContext, handler
 
 
 @handler("resumable-steps")

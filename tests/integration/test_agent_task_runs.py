@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 
 from infra.egress_client import EgressClient
-from services.gateway.context import CONTEXT
-from services.run_executor import RunExecutor
+from services.runs.executor import RunExecutor
+from services.surfaces.kit.context import CONTEXT
 from tests.integration.api_harness import Api, running_api
 from tests.integration.receiver import running_receiver
 from tests.integration.test_agent_tasks import agent_task

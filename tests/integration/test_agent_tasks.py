@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.gateway.agent_tasks.schemas import AgentTaskOut
+from services.surfaces.agent_tasks_surface.schemas import AgentTaskOut
 from tests.integration.api_harness import Api, running_api
 
 AGENT = "7c9e6679-7425-40de-944b-e07fc1f90ae7"

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 from domain import events as ev
-from services.gateway.context import CONTEXT
-from services.task_service import Actor
+from services.surfaces.kit.context import CONTEXT
+from services.tasks.service import Actor
 from tests.integration.api_harness import Api, running_api
 
 SEED_TASK_FIELDS = {

@@ -22,10 +22,10 @@ from domain.task import TaskState
 from domain.task_definition import TaskDefinition
 from infra.egress_client import EgressClient
 from infra.group_commit import GroupCommitter
-from services.handlers import load_handler_modules
-from services.run_executor import RunExecutor
+from services.runs.executor import RunExecutor
+from services.runs.handlers import load_handler_modules
 from services.scheduler.dispatcher import RunMessage, Scheduler, SchedulerConfig
-from services.task_service import Actor, TaskService
+from services.tasks.service import Actor, TaskService
 from tests.integration.receiver import Receiver, running_receiver
 
 USER = Actor("test", "t")

@@ -23,7 +23,7 @@ from infra.event_envelope import EventEnvelope
 from infra.json_codec import decode
 from infra.settings import Settings
 from services.relay.process import kafka_for_dev
-from services.relay.relay import CHECKPOINT, LOCK_KEY
+from services.streaming.relay import CHECKPOINT, LOCK_KEY
 from tests.integration.api_harness import Api, running_api
 from tests.integration.kafka_harness import logged_ids, relaying, subscribed
 from tests.integration.processes import Process, cli_env, free_port, taskstream

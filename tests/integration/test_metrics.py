@@ -22,14 +22,14 @@ from infra.checkpoints import load_checkpoint, save_checkpoint
 from infra.embedded_kafka import start_embedded_kafka
 from infra.event_store import Checkpoint, EventStore, NewEvent
 from infra.settings import Settings
-from services.metrics_http import (
+from services.metrics.http import (
     StateCache,
     dsn_connect,
     exposition,
     pool_connect,
     start_metrics_server,
 )
-from services.metrics_state import RELAY_CHECKPOINT
+from services.metrics.state import RELAY_CHECKPOINT
 from tests.integration.metrics_scrape import (
     PROCESS_FAMILIES,
     STATE_FAMILIES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from openapi_spec_validator import validate
 
-from services.gateway.api.tasks import ROUTES
+from services.surfaces.api_surface.tasks import ROUTES
 from tests.integration.api_harness import running_api
 
 

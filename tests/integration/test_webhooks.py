@@ -14,10 +14,10 @@ from standardwebhooks.webhooks import Webhook
 
 from domain import events as ev
 from infra.egress_client import EgressClient
-from services.gateway.context import CONTEXT
-from services.task_service import Actor
-from services.webhook_delivery import WebhookDeliverer
-from services.webhook_pump import WebhookPump
+from services.surfaces.kit.context import CONTEXT
+from services.tasks.service import Actor
+from services.webhooks.delivery import WebhookDeliverer
+from services.webhooks.pump import WebhookPump
 from tests.integration.api_harness import Api, running_api
 from tests.integration.receiver import Receiver, running_receiver
 from tests.integration.test_api_tasks import http_task

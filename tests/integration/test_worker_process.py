@@ -22,7 +22,7 @@ from domain.task_definition import TaskDefinition
 from infra.broker import make_broker
 from infra.group_commit import GroupCommitter
 from services.scheduler.dispatcher import Scheduler, SchedulerConfig
-from services.task_service import Actor, TaskService
+from services.tasks.service import Actor, TaskService
 from services.worker.main import run_sender
 from tests.integration.processes import Process, cli_env, taskstream
 from tests.integration.receiver import running_receiver

@@ -15,10 +15,10 @@ from openapi_spec_validator import validate
 
 from domain import events as ev
 from infra.group_commit import GroupCommitter
-from services.gateway.context import CONTEXT
+from services.fleet.registry import WorkerRegistry, sweep_offline
 from services.scheduler.dispatcher import RunMessage, Scheduler, SchedulerConfig
-from services.task_service import Actor, TaskService
-from services.worker_registry import WorkerRegistry, sweep_offline
+from services.surfaces.kit.context import CONTEXT
+from services.tasks.service import Actor, TaskService
 from tests.integration.api_harness import Api, running_api
 from tests.integration.projector_harness import project_everything
 

@@ -14,8 +14,8 @@ import yaml
 
 from infra.settings import PREFIX, Settings, load_settings
 from services.cli import parser
-from services.metrics_catalog import PROCESS_METRICS, STATE_GAUGES
-from services.metrics_http import METRICS_PATH, metrics_port
+from services.metrics.catalog import PROCESS_METRICS, STATE_GAUGES
+from services.metrics.http import METRICS_PATH, metrics_port
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = {

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from infra.event_envelope import EventEnvelope, kafka_record, topic_for
 from infra.event_store import RecordedEvent
 from infra.json_codec import decode
-from services.relay.subscriber import SeenIds
+from services.streaming.subscriber import SeenIds
 
 EVENT = RecordedEvent(
     position=42,

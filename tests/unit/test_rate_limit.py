@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.gateway.rate_limit import RateLimiter
+from services.surfaces.kit.rate_limit import RateLimiter
 
 
 class Clock:

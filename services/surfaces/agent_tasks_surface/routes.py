@@ -19,22 +19,22 @@ from domain.commands import (
 )
 from domain.errors import DomainError, ValidationError
 from domain.simple_schedules import check_event_name
-from services.gateway.agent_tasks import schemas as s
-from services.gateway.agent_tasks.translation import (
+from services.surfaces.agent_tasks_surface import schemas as s
+from services.surfaces.agent_tasks_surface.translation import (
     LIFECYCLE_OF,
     definition_from,
     patch_from,
     renamed,
     task_out,
 )
-from services.gateway.context import context_of
-from services.gateway.http_json import read_query, respond
-from services.gateway.problems import HttpProblem
-from services.gateway.request_body import read_json
-from services.gateway.route_table import Handler, Route
-from services.gateway.surface_kit import actor_of, project_of
-from services.task_queries import TaskFilter, list_tasks
-from services.task_service import FiredEvent
+from services.surfaces.kit.context import context_of
+from services.surfaces.kit.http_json import read_query, respond
+from services.surfaces.kit.problems import HttpProblem
+from services.surfaces.kit.request_body import read_json
+from services.surfaces.kit.route_table import Handler, Route
+from services.surfaces.kit.surface import actor_of, project_of
+from services.tasks.queries import TaskFilter, list_tasks
+from services.tasks.service import FiredEvent
 
 
 def render(problem: HttpProblem) -> web.Response:

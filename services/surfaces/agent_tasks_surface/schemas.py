@@ -16,7 +16,7 @@ from msgspec import UNSET, UnsetType
 from domain.retry_policy import Backoff
 from domain.schedule import ScheduleKind
 from domain.task import RunStatus
-from services.gateway.api.schemas import Body
+from services.surfaces.kit.request_body import Body
 
 AgentScheduleKind = Literal["cron", "rrule", "once", "event"]
 AgentStatus = Literal["active", "paused", "canceled"]

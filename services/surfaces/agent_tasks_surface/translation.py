@@ -19,7 +19,7 @@ from domain.retry_policy import RetryPolicy
 from domain.schedule import Schedule
 from domain.task import TaskState
 from domain.task_definition import TaskDefinition
-from services.gateway.agent_tasks.schemas import (
+from services.surfaces.agent_tasks_surface.schemas import (
     AgentStatus,
     AgentTaskCreate,
     AgentTaskOut,

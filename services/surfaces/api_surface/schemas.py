@@ -14,12 +14,9 @@ from msgspec import UNSET, UnsetType
 
 from domain.actions import Action
 from domain.task_definition import MisfirePolicy, OverlapPolicy
+from services.surfaces.kit.request_body import Body
 
 BackoffName = Literal["exponential_jitter", "linear", "fixed"]
-
-
-class Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Request bodies refuse unknown fields, so a typo is a 422 rather than silently ignored."""
 
 
 class ScheduleIn(Body):

@@ -6,16 +6,16 @@ import re
 
 from aiohttp import web
 
-from services.gateway.api import schemas as s
-from services.gateway.api.system import SYSTEM_ROUTES
-from services.gateway.api.tasks import ROUTES
-from services.gateway.api.webhooks import WEBHOOK_ROUTES
-from services.gateway.api.workers import WORKER_ROUTES
-from services.gateway.http_json import respond
-from services.gateway.openapi import add_docs_routes, openapi_document
-from services.gateway.problems import HttpProblem
-from services.gateway.route_table import Handler, add_routes
-from services.gateway.surface_kit import authenticate, problem_of
+from services.surfaces.api_surface import schemas as s
+from services.surfaces.api_surface.system import SYSTEM_ROUTES
+from services.surfaces.api_surface.tasks import ROUTES
+from services.surfaces.api_surface.webhooks import WEBHOOK_ROUTES
+from services.surfaces.api_surface.workers import WORKER_ROUTES
+from services.surfaces.kit.http_json import respond
+from services.surfaces.kit.openapi import add_docs_routes, openapi_document
+from services.surfaces.kit.problems import HttpProblem
+from services.surfaces.kit.route_table import Handler, add_routes
+from services.surfaces.kit.surface import authenticate, problem_of
 
 MOUNT = "/api"
 API_VERSION = "1.0"

@@ -13,13 +13,14 @@ from importlib import metadata
 import psutil
 from aiohttp import web
 
-from services.gateway.api import system_figures, system_health
-from services.gateway.api import system_schemas as ss
-from services.gateway.context import context_of
-from services.gateway.http_json import read_query, respond
-from services.gateway.problems import HttpProblem
-from services.gateway.route_table import Route
-from services.gateway.surface_kit import project_of
+from services.surfaces.kit.context import context_of
+from services.surfaces.kit.http_json import read_query, respond
+from services.surfaces.kit.problems import HttpProblem
+from services.surfaces.kit.route_table import Route
+from services.surfaces.kit.surface import project_of
+from services.system import figures as system_figures
+from services.system import health as system_health
+from services.system import schemas as ss
 
 
 def _version() -> str:

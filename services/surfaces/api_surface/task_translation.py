@@ -15,7 +15,7 @@ from domain.retry_policy import RetryPolicy
 from domain.schedule import Schedule
 from domain.task import TaskState, public_status
 from domain.task_definition import TaskDefinition
-from services.gateway.api.schemas import (
+from services.surfaces.api_surface.schemas import (
     RetryPolicyIn,
     ScheduleIn,
     ScheduleOut,

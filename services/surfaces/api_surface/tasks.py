@@ -7,15 +7,15 @@ from msgspec import UNSET
 
 from domain.commands import CancelTask, CheckpointTask, DeleteTask, RetryTask, UpdateTask
 from domain.errors import DomainError, ValidationError
-from services.gateway.api import schemas as s
-from services.gateway.api.task_translation import definition_from, patch_from, task_out
-from services.gateway.context import context_of
-from services.gateway.http_json import read_query, respond
-from services.gateway.problems import HttpProblem
-from services.gateway.request_body import read_json
-from services.gateway.route_table import Route
-from services.gateway.surface_kit import actor_of, project_of
-from services.task_queries import TaskFilter, list_tasks, task_logs
+from services.surfaces.api_surface import schemas as s
+from services.surfaces.api_surface.task_translation import definition_from, patch_from, task_out
+from services.surfaces.kit.context import context_of
+from services.surfaces.kit.http_json import read_query, respond
+from services.surfaces.kit.problems import HttpProblem
+from services.surfaces.kit.request_body import read_json
+from services.surfaces.kit.route_table import Route
+from services.surfaces.kit.surface import actor_of, project_of
+from services.tasks.queries import TaskFilter, list_tasks, task_logs
 
 
 async def list_handler(request: web.Request) -> web.Response:

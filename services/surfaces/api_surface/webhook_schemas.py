@@ -6,7 +6,7 @@ from datetime import datetime
 
 import msgspec
 
-from services.gateway.api.schemas import Body, PageMeta
+from services.surfaces.api_surface.schemas import Body, PageMeta
 
 
 class WebhookCreate(Body):

@@ -8,15 +8,15 @@ from aiohttp import web
 
 from domain.webhook_policy import SUPPORTED_EVENTS
 from infra.egress_guard import EgressRefused, check_url, parse_allow_list
-from services.gateway.api import webhook_schemas as w
-from services.gateway.api.schemas import page_meta
-from services.gateway.context import context_of
-from services.gateway.http_json import read_query, respond
-from services.gateway.problems import HttpProblem
-from services.gateway.request_body import read_json
-from services.gateway.route_table import Route
-from services.gateway.surface_kit import project_of
-from services.notify_secrets import fresh_secret, notify_secret
+from services.surfaces.api_surface import webhook_schemas as w
+from services.surfaces.api_surface.schemas import page_meta
+from services.surfaces.kit.context import context_of
+from services.surfaces.kit.http_json import read_query, respond
+from services.surfaces.kit.problems import HttpProblem
+from services.surfaces.kit.request_body import read_json
+from services.surfaces.kit.route_table import Route
+from services.surfaces.kit.surface import project_of
+from services.webhooks.notify_secrets import fresh_secret, notify_secret
 
 MAX_ENDPOINTS_PER_PROJECT = 50
 _COLUMNS = "endpoint_id, url, events, description, created_at, disabled_at, disabled_reason"

@@ -10,13 +10,13 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from services.gateway.api import schemas as s
-from services.gateway.context import context_of
-from services.gateway.http_json import read_query, respond
-from services.gateway.problems import HttpProblem
-from services.gateway.route_table import Route
-from services.gateway.surface_kit import project_of
-from services.worker_registry import WorkerRow, get_worker, list_workers, worker_tasks
+from services.fleet.registry import WorkerRow, get_worker, list_workers, worker_tasks
+from services.surfaces.api_surface import schemas as s
+from services.surfaces.kit.context import context_of
+from services.surfaces.kit.http_json import read_query, respond
+from services.surfaces.kit.problems import HttpProblem
+from services.surfaces.kit.route_table import Route
+from services.surfaces.kit.surface import project_of
 
 
 def _page(page: int, limit: int) -> None:

@@ -15,7 +15,7 @@ import msgspec
 from domain import api_keys
 from infra.project_store import project_for_key
 from infra.settings import Settings
-from services.gateway.problems import HttpProblem
+from services.surfaces.kit.problems import HttpProblem
 
 MAX_TOKEN_BYTES = 4 * 1024
 JWT_LEEWAY_SECONDS = 30

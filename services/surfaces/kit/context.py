@@ -8,9 +8,9 @@ import asyncpg
 from aiohttp import web
 
 from infra.settings import Settings
-from services.gateway.auth import Authenticator
-from services.gateway.rate_limit import RateLimiter
-from services.task_service import TaskService
+from services.surfaces.kit.auth import Authenticator
+from services.surfaces.kit.rate_limit import RateLimiter
+from services.tasks.service import TaskService
 
 
 @dataclass(frozen=True)

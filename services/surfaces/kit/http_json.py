@@ -8,8 +8,8 @@ import msgspec
 from aiohttp import web
 
 from infra.json_codec import encode
-from services.gateway.problems import HttpProblem
-from services.gateway.request_body import field_of
+from services.surfaces.kit.problems import HttpProblem
+from services.surfaces.kit.request_body import field_of
 
 T = TypeVar("T")
 

@@ -21,9 +21,9 @@ from domain.simple_schedules import EXAMPLE_INSTANT
 from domain.task_definition import TaskDefinition
 from infra.egress_guard import EgressRefused, check_url, parse_allow_list
 from infra.settings import Settings
-from services.gateway.context import context_of
-from services.gateway.surface_kit import actor_of, project_of
-from services.task_service import Created
+from services.surfaces.kit.context import context_of
+from services.surfaces.kit.surface import actor_of, project_of
+from services.tasks.service import Created
 
 
 class Callback(msgspec.Struct, frozen=True, kw_only=True):

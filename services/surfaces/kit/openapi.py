@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from services.gateway.route_table import Route
+from services.surfaces.kit.route_table import Route
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
 REF = "#/components/schemas/{name}"

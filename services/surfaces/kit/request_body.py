@@ -9,9 +9,13 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from services.gateway.problems import HttpProblem
+from services.surfaces.kit.problems import HttpProblem
 
 T = TypeVar("T")
+
+
+class Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Request bodies refuse unknown fields, so a typo is a 422 rather than silently ignored."""
 
 _AT_PATH = re.compile(r"at `\$(.*)`")
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")

@@ -6,8 +6,8 @@ import time
 
 from aiohttp import web
 
-from services.gateway.route_table import Handler
-from services.metrics_catalog import HTTP_REQUEST_DURATION
+from services.metrics.catalog import HTTP_REQUEST_DURATION
+from services.surfaces.kit.route_table import Handler
 
 # Any other method (aiohttp's parser accepts any token) is counted as "other": a label value
 # a client could invent is an unbounded series.

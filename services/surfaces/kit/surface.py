@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from domain.errors import DomainError
-from services.gateway.auth import Principal
-from services.gateway.context import context_of
-from services.gateway.problems import HttpProblem, from_domain
-from services.gateway.route_table import Handler, Route
-from services.task_service import Actor
+from services.surfaces.kit.auth import Principal
+from services.surfaces.kit.context import context_of
+from services.surfaces.kit.problems import HttpProblem, from_domain
+from services.surfaces.kit.route_table import Handler, Route
+from services.tasks.service import Actor
 
 log = logging.getLogger(__name__)
 

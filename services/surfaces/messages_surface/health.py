@@ -6,10 +6,10 @@ import asyncio
 
 from aiohttp import web
 
-from services.gateway.api import system_health
-from services.gateway.context import context_of
-from services.gateway.http_json import respond
-from services.gateway.messages_surface.schemas import Health
+from services.surfaces.kit.context import context_of
+from services.surfaces.kit.http_json import respond
+from services.surfaces.messages_surface.schemas import Health
+from services.system import health as system_health
 
 # The system-status probes' health words, in this document's words.
 _WORDS = {"healthy": "connected", "degraded": "connected", "down": "disconnected"}

@@ -6,11 +6,16 @@ from aiohttp import web
 
 from domain.commands import DeleteTask
 from domain.errors import NotFound
-from services.gateway.context import context_of
-from services.gateway.http_json import respond
-from services.gateway.messages_surface import schemas as s
-from services.gateway.messages_surface.health import health_handler
-from services.gateway.messages_surface.translation import (
+from services.surfaces.kit.context import context_of
+from services.surfaces.kit.http_json import respond
+from services.surfaces.kit.one_shot_callback import create_callback
+from services.surfaces.kit.problems import HttpProblem
+from services.surfaces.kit.request_body import read_json
+from services.surfaces.kit.route_table import Route
+from services.surfaces.kit.surface import actor_of, project_of
+from services.surfaces.messages_surface import schemas as s
+from services.surfaces.messages_surface.health import health_handler
+from services.surfaces.messages_surface.translation import (
     FIELD_NAMES,
     KEY_HELD_AFTER_DUE,
     TAG,
@@ -19,12 +24,7 @@ from services.gateway.messages_surface.translation import (
     job_out,
     message_key,
 )
-from services.gateway.one_shot_callback import create_callback
-from services.gateway.problems import HttpProblem
-from services.gateway.request_body import read_json
-from services.gateway.route_table import Route
-from services.gateway.surface_kit import actor_of, project_of
-from services.task_queries import TaskFilter, dedupe_holder, list_tasks
+from services.tasks.queries import TaskFilter, dedupe_holder, list_tasks
 
 # GET /messages lists at most this many (the soonest); `count` is still the total.
 MAX_LISTED = 1000

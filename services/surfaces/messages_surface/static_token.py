@@ -11,9 +11,9 @@ import hmac
 from aiohttp import web
 
 from infra.project_store import DEFAULT_PROJECT, ensure_project
-from services.gateway.auth import Principal
-from services.gateway.context import context_of
-from services.gateway.surface_kit import admit, authenticate
+from services.surfaces.kit.auth import Principal
+from services.surfaces.kit.context import context_of
+from services.surfaces.kit.surface import admit, authenticate
 
 
 def _digest(token: str) -> bytes:

@@ -12,8 +12,8 @@ from domain.actions import HttpAction
 from domain.retry_policy import RetryPolicy
 from domain.task import TaskState
 from infra.json_codec import encode
-from services.gateway.messages_surface.schemas import MessageIn, ScheduledJob
-from services.gateway.one_shot_callback import Callback
+from services.surfaces.kit.one_shot_callback import Callback
+from services.surfaces.messages_surface.schemas import MessageIn, ScheduledJob
 
 # Marks the tasks created through /messages: GET /messages lists only these.
 TAG = "messages"

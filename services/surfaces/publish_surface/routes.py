@@ -5,16 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from domain.commands import DeleteTask
-from services.gateway.auth import unauthorized
-from services.gateway.context import context_of
-from services.gateway.http_json import respond
-from services.gateway.one_shot_callback import create_callback
-from services.gateway.problems import HttpProblem
-from services.gateway.publish_surface import schemas as s
-from services.gateway.publish_surface.translation import FIELD_NAMES, callback_from
-from services.gateway.request_body import read_json
-from services.gateway.route_table import Route
-from services.gateway.surface_kit import actor_of, project_of
+from services.surfaces.kit.auth import unauthorized
+from services.surfaces.kit.context import context_of
+from services.surfaces.kit.http_json import respond
+from services.surfaces.kit.one_shot_callback import create_callback
+from services.surfaces.kit.problems import HttpProblem
+from services.surfaces.kit.request_body import read_json
+from services.surfaces.kit.route_table import Route
+from services.surfaces.kit.surface import actor_of, project_of
+from services.surfaces.publish_surface import schemas as s
+from services.surfaces.publish_surface.translation import FIELD_NAMES, callback_from
 
 
 def render(problem: HttpProblem) -> web.Response:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.gateway.one_shot_callback import Callback
-from services.gateway.publish_surface.schemas import PublishIn
+from services.surfaces.kit.one_shot_callback import Callback
+from services.surfaces.publish_surface.schemas import PublishIn
 
 # The name a task gets when the client gave no taskTag.
 DEFAULT_NAME = "publish"

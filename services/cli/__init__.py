@@ -1,0 +1,37 @@
+"""`taskstream`: run the service, migrate, and manage projects."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from infra.settings import load_settings
+from services.cli import events, projections, projects, serve
+from services.cli.serve import event_loop_factory
+
+__all__ = ["event_loop_factory", "main", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    """The whole command line: one group of subcommands per module of this package."""
+    p = argparse.ArgumentParser(prog="taskstream", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    for group in (serve, events, projections, projects):
+        group.add_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `taskstream` command."""
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    args = parser().parse_args(argv)
+    return int(args.run(args, settings))

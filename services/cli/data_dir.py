@@ -1,0 +1,74 @@
+"""Where a command keeps its state: the data directory, its database and credentials.json."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+
+from infra.embedded_postgres import start_embedded_postgres
+from infra.migrations import migrate
+from infra.project_store import DEFAULT_PROJECT, add_key, create_project, project_by_name
+from infra.settings import Settings
+
+
+def data_dir_flag(p: argparse.ArgumentParser) -> None:
+    """The `--data-dir` flag every command that touches the database takes."""
+    p.add_argument("--data-dir")
+
+
+def database_url(settings: Settings, data_dir: Path) -> tuple[str, Callable[[], None]]:
+    """TASKSTREAM_DATABASE_URL, or an embedded server kept in `data_dir`/postgres."""
+    if settings.database_url:
+        return settings.database_url, lambda: None
+    return start_embedded_postgres(data_dir / "postgres")
+
+
+def write_credentials(data_dir: Path, project_id: str, api_key: str) -> Path:
+    """Write credentials.json readable by its owner only."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "credentials.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"project_id": project_id, "api_key": api_key}, out)
+    os.chmod(path, 0o600)
+    return path
+
+
+async def ensure_default_project(conn: asyncpg.Connection, data_dir: Path) -> str | None:
+    """Create project `default` and credentials.json on first start; returns a new key, once."""
+    path = data_dir / "credentials.json"
+    project_id = await project_by_name(conn, DEFAULT_PROJECT)
+    if project_id is not None and path.exists():
+        return None
+    if project_id is None:
+        creds = await create_project(conn, DEFAULT_PROJECT)
+        project_id, key = creds.project_id, creds.api_key
+    else:
+        key = await add_key(conn, project_id, label="credentials.json")
+    write_credentials(data_dir, project_id, key)
+    return key
+
+
+@contextlib.contextmanager
+def database(args: argparse.Namespace, settings: Settings) -> Iterator[tuple[Path, str]]:
+    """The data directory and a database DSN (embedded server started, and stopped after)."""
+    data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
+    dsn, stop_db = database_url(settings, data_dir)
+    try:
+        yield data_dir, dsn
+    finally:
+        stop_db()
+
+
+async def migrate_dsn(dsn: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()

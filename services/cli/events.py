@@ -1,0 +1,46 @@
+"""`taskstream events replay|tail`: the event stream in Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from infra.settings import Settings
+from services.cli.data_dir import data_dir_flag, database
+from services.relay.process import parse_since, replay_since, required_bootstrap, tail
+
+
+def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Publish the log again from `--since` to its head (subscribers dedupe by id)."""
+    kafka = required_bootstrap(settings)
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with database(args, settings) as (_, dsn):
+        count = asyncio.run(replay_since(settings, dsn, kafka, since))
+    print(f"republished {count} events")
+    return 0
+
+
+def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every event from Kafka once, as JSON lines (a subscriber example)."""
+    asyncio.run(tail(required_bootstrap(settings), args.group))
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Register `events replay` and `events tail`."""
+    events = sub.add_parser("events", help="the event stream in Kafka").add_subparsers(
+        dest="events_command", required=True
+    )
+    replay = events.add_parser("replay", help="publish the log again from a time on")
+    replay.add_argument("--since", required=True, help="ISO 8601 time (UTC unless it says)")
+    data_dir_flag(replay)
+    replay.set_defaults(run=cmd_events_replay)
+    tail_cmd = events.add_parser("tail", help="print every event once (consumer group)")
+    tail_cmd.add_argument("--group", default="taskstream-tail", help="consumer group id")
+    tail_cmd.set_defaults(run=cmd_events_tail)
