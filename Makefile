@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	# The client SDK is its own distribution (clients/python); the tests drive it against the server.
+	$(BIN)/pip install --quiet -e clients/python
 	# Swagger UI 5 static files only (see services/surfaces/kit/openapi.py): no FastAPI is installed.
 	$(BIN)/pip install --quiet --no-deps 'fastapi-swagger==0.4.64'
 	touch $(STAMP)
@@ -19,8 +21,8 @@ run: $(STAMP)
 	$(BIN)/taskstream dev $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check domain projections infra services scripts tests
-	$(BIN)/mypy --strict domain
+	$(BIN)/ruff check domain projections infra services scripts tests clients
+	$(BIN)/mypy --strict domain clients/python/taskstream_client
 	$(BIN)/python -m pytest -q -m 'not slow' $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -84,8 +84,9 @@ def taskstream(*args: str) -> list[str]:
 
 
 @contextmanager
-def dev_server(data_dir: Path, port: int, env: dict[str, str]) -> Iterator[Process]:
-    proc = Process(taskstream("dev", "--port", str(port), "--data-dir", str(data_dir)), env)
+def dev_server(data_dir: Path, port: int, env: dict[str, str], *extra: str) -> Iterator[Process]:
+    args = taskstream("dev", "--port", str(port), "--data-dir", str(data_dir), *extra)
+    proc = Process(args, env)
     try:
         proc.wait_for("serving on", timeout=90)
         yield proc
