@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from taskstream_client import (
     AsyncClient,
     AuthenticationError,
@@ -19,6 +18,7 @@ from taskstream_client import (
     models,
     webhooks,
 )
+
 from tests.integration.dev_harness import Dev, running_dev
 from tests.integration.receiver import running_receiver
 from tests.integration.test_workers import eventually
@@ -55,10 +55,12 @@ def test_tasks_round_trip_with_the_apis_own_field_names(client: Client) -> None:
         name="report", action=HOOK, scheduled_at=FAR, tags=["sdk"], payload={"n": 1}, priority=7
     )
     assert isinstance(task, models.Task) and isinstance(task.action, models.HttpAction)
-    assert (task.name, task.status, task.priority, task.payload) == ("report", "pending", 7, {"n": 1})
+    assert (task.name, task.status, task.priority) == ("report", "pending", 7)
+    assert task.payload == {"n": 1}
     assert task.scheduled_at == FAR
     updated = client.tasks.update(task.id, description="nightly", priority=3)
-    assert (updated.description, updated.priority, updated.version) == ("nightly", 3, task.version + 1)
+    assert (updated.description, updated.priority) == ("nightly", 3)
+    assert updated.version > task.version
     assert client.tasks.get(task.id) == updated
     cancelled = client.tasks.cancel(task.id)
     assert (cancelled.id, cancelled.status) == (task.id, "cancelled")

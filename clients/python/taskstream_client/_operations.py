@@ -84,7 +84,7 @@ TASKS_CANCEL = _op("POST", _TASK + "/cancel", m.StatusChange)
 TASKS_RETRY = _op("POST", _TASK + "/retry", m.Retried)
 TASKS_LOGS = _op("GET", _TASK + "/logs", m.LogLine, paging="offset",
                  query=("level", "limit", "offset"))
-TASKS_CHECKPOINT = _op("POST", _TASK + "/checkpoint", m.Checkpoint, body=dict)
+TASKS_CHECKPOINT = _op("POST", _TASK + "/checkpoint", m.Checkpoint, body=p.CheckpointIn)
 
 WEBHOOKS_CREATE = _op("POST", "/api/webhooks", m.WebhookCreated, body=p.WebhookCreate)
 WEBHOOKS_LIST = _op("GET", "/api/webhooks", m.Webhook, paging="page", query=("page", "limit"))
@@ -115,7 +115,7 @@ JOBS_TASKS_LIST = _op("GET", _JOB + "/tasks", m.JobTask, envelope=False, paging=
 JOBS_TASKS_UPDATE = _op("PUT", _JOB + "/tasks/{taskId}", m.Message, body=p.JobTaskIn,
                         envelope=False)
 JOBS_TASKS_DELETE = _op("DELETE", _JOB + "/tasks/{taskId}", m.Message, envelope=False)
-JOBS_TRIGGER = _op("POST", _JOB + "/trigger", m.Triggered, body=dict, envelope=False)
+JOBS_TRIGGER = _op("POST", _JOB + "/trigger", m.Triggered, body=p.JobTrigger, envelope=False)
 JOBS_STATUS = _op("GET", _JOB + "/status", m.JobStatus, envelope=False)
 JOBS_HISTORY = _op("GET", _JOB + "/history", m.Execution, envelope=False, paging="auto",
                    query=("page", "limit"))

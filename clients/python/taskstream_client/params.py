@@ -63,6 +63,10 @@ class TaskUpdate(TaskFields, total=False):
     name: str
 
 
+class CheckpointIn(TypedDict):
+    checkpoint_data: Any
+
+
 class WebhookCreate(TypedDict, total=False):
     url: Required[str]
     events: list[str]
@@ -91,6 +95,10 @@ class JobCreate(TypedDict, total=False):
     maxActiveRuns: int
     overlapPolicy: Literal["skip", "queue_one", "allow"]
     misfirePolicy: str
+
+
+class JobTrigger(TypedDict, total=False):
+    params: dict[str, Any]
 
 
 class JobUpdate(JobCreate, total=False):
