@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-
 from taskstream_client import APIConnectionError, Client, RateLimited
+
 from tests.integration.dev_harness import Dev, running_dev
 from tests.integration.processes import free_port
 
