@@ -21,7 +21,6 @@ import pytest
 from infra.db import create_pool
 from infra.migrations import migrate
 
-
 _OWN_BASETEMP = pytest.StashKey[str]()
 
 

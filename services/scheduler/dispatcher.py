@@ -31,6 +31,7 @@ from domain.errors import DomainError
 from domain.events import TaskCancelled, TaskDispatched, TaskEvent
 from domain.execution import decide_dispatch, decide_lease_expired, dependency_verdict
 from domain.task import TaskState
+from infra import idempotency_store
 from infra.event_store import ConcurrencyLimited, Slot, WrongExpectedVersion
 from infra.json_codec import decode_state
 from services.fleet.registry import sweep_offline
@@ -110,6 +111,8 @@ class SchedulerConfig(msgspec.Struct, frozen=True, kw_only=True):
     dependency_recheck_seconds: float = 0.5
     # A worker whose heartbeat is older than this is marked offline (worker.offline).
     worker_offline_seconds: float = 30.0
+    # How often expired Idempotency-Key reservations (older than 24 h) are deleted.
+    idempotency_sweep_seconds: float = 60.0
 
 
 class Scheduler:
@@ -135,6 +138,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self.dispatched = 0
         self._housekept = -math.inf
+        self._keys_swept = -math.inf
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until `stop` is set."""
@@ -177,6 +181,9 @@ class Scheduler:
             after_seconds=self.config.worker_offline_seconds,
             actor=f"scheduler:{self.id}",
         )
+        if self._housekept - self._keys_swept >= self.config.idempotency_sweep_seconds:
+            self._keys_swept = self._housekept
+            await idempotency_store.sweep(self.pool)
         if self.webhooks is not None:
             hook_wait = await self.webhooks.tick()
             if hook_wait is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from msgspec import UNSET
 
+from domain import idempotency
 from domain.commands import CancelTask, CheckpointTask, DeleteTask, RetryTask, UpdateTask
 from domain.errors import DomainError, ValidationError
 from services.surfaces.api_surface import schemas as s
@@ -15,6 +16,7 @@ from services.surfaces.kit.problems import HttpProblem
 from services.surfaces.kit.request_body import read_json
 from services.surfaces.kit.route_table import Route
 from services.surfaces.kit.surface import actor_of, project_of
+from services.tasks.idempotent_create import create_once, fingerprint
 from services.tasks.queries import TaskFilter, list_tasks, task_logs
 
 
@@ -50,16 +52,32 @@ async def get_handler(request: web.Request) -> web.Response:
 async def create_handler(request: web.Request) -> web.Response:
     body = await read_json(request, s.TaskCreate)
     ctx = context_of(request)
+    key = request.headers.get(idempotency.HEADER)
+    replayed = False
     try:
         definition = definition_from(body, now=ctx.tasks.clock())
-        outcome = await ctx.tasks.create_or_match(
-            project_of(request), definition, actor=actor_of(request)
-        )
+        if key is None:
+            outcome = await ctx.tasks.create_or_match(
+                project_of(request), definition, actor=actor_of(request)
+            )
+        else:
+            once = await create_once(
+                ctx.tasks,
+                project_of(request),
+                definition,
+                key=key,
+                digest=fingerprint(body),
+                scope="POST /api/tasks",
+                actor=actor_of(request),
+            )
+            outcome, replayed = once.created, once.replayed
     except DomainError as exc:
         raise _renamed(exc, used_scheduled_at=body.scheduled_at is not None) from None
     # A dedupe key that matched answers with the existing task: 200, not 201.
     return respond(
-        s.TaskEnvelope(data=task_out(outcome.state)), status=201 if outcome.created else 200
+        s.TaskEnvelope(data=task_out(outcome.state)),
+        status=201 if outcome.created else 200,
+        headers={"Idempotent-Replayed": "true"} if replayed else None,
     )
 
 
@@ -163,6 +181,15 @@ async def logs_handler(request: web.Request) -> web.Response:
 
 
 _TASK = "/tasks/{id}"
+_IDEMPOTENCY_KEY = {
+    "name": idempotency.HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Repeat a create safely: within 24 h the same key with the same body answers"
+    " with the task the first request created (header Idempotent-Replayed: true); with a"
+    " different body it is a 422 naming this header. 1-255 visible ASCII characters.",
+    "schema": {"type": "string", "maxLength": idempotency.MAX_KEY_LENGTH},
+}
 ROUTES = [
     Route(
         "GET",
@@ -182,8 +209,9 @@ ROUTES = [
         s.TaskEnvelope,
         status=201,
         body=s.TaskCreate,
-        errors=(400, 401, 413, 415, 422),
+        errors=(400, 401, 409, 413, 415, 422),
         tags=("tasks",),
+        extra={"parameters": [_IDEMPOTENCY_KEY]},
     ),
     Route(
         "GET", _TASK, get_handler, "Get a task", s.TaskEnvelope, errors=(401, 404), tags=("tasks",)

@@ -61,6 +61,8 @@ def openapi_document(
             }
         if not r.auth:
             op["security"] = []
+        for name, value in r.extra.items():  # e.g. header parameters: added to the derived ones
+            op[name] = op.get(name, []) + value if name == "parameters" else value
         paths.setdefault(prefix + r.path, {})[r.method.lower()] = op
     return {
         "openapi": "3.1.0",
