@@ -8,7 +8,8 @@ import asyncpg
 import msgspec
 
 from domain.task import TaskState
-from infra.json_codec import decode_state
+from domain.task_runs import Run, runs_of
+from infra.json_codec import decode_event, decode_state
 from projections.task_view import SORTABLE
 
 
@@ -80,6 +81,21 @@ async def task_logs(
             *args,
         )
     return [LogLine(r["logged_at"], r["level"], r["message"]) for r in rows], int(total)
+
+
+_RUN_EVENTS = ["task.dispatched", "task.started", "task.completed", "task.failed"]
+
+
+async def task_runs(pool: asyncpg.Pool, project_id: str, task_id: str) -> list[Run]:
+    """The task's runs, folded from its stream in the log (the truth), in dispatch order."""
+    rows = await pool.fetch(
+        "SELECT data::text FROM events WHERE stream_id = $1 AND project_id = $2"
+        " AND type = ANY($3::text[]) ORDER BY version",
+        f"task-{task_id}",
+        project_id,
+        _RUN_EVENTS,
+    )
+    return runs_of(decode_event(r[0]) for r in rows)
 
 
 async def event_listeners(pool: asyncpg.Pool, project_id: str, event_name: str) -> list[str]:

@@ -99,6 +99,26 @@ def test_errors_are_typed_and_name_the_field(client: Client, dev: Dev) -> None:
         stranger.system.status()
 
 
+async def test_run_now_runs_a_future_task_once(dev: Dev) -> None:
+    async with (
+        running_receiver() as receiver,
+        AsyncClient(base_url=dev.base_url, api_key=dev.api_key) as client,
+    ):
+        task = await client.tasks.create(
+            name="later", action={"kind": "http", "url": receiver.url + "/now"}, scheduled_at=FAR
+        )
+        assert (await client.tasks.run_now(task.id)).id == task.id
+        await receiver.wait_for("/now", 1, timeout=15)
+
+        async def recorded() -> bool:
+            return [r.status async for r in client.tasks.runs(task.id)] == ["completed"]
+
+        await eventually(recorded, timeout=15)
+        assert (await client.tasks.get(task.id)).scheduled_at == FAR  # the schedule stays
+        with pytest.raises(NotFound):
+            await client.tasks.run_now("no-such-task")
+
+
 def test_checkpoint(client: Client) -> None:
     task = client.tasks.create(
         name="cp", action=HOOK, scheduled_at=FAR, checkpoint_enabled=True
@@ -156,12 +176,19 @@ async def test_async_client_runs_a_task_and_verifies_its_webhooks(dev: Dev) -> N
             "RuntimeError: crashed after step 1",
             "resuming from step 1",
         ]
+        runs = [r async for r in client.tasks.runs(task.id, limit=1)]  # two pages
+        assert [(r.attempt, r.status) for r in runs] == [(2, "completed"), (1, "failed")]
+        assert runs[1].error and runs[0].worker_id and runs[0].finished_at
         (delivery,) = await receiver.wait_for("/hooks", 1, timeout=15)
         # A rotation in progress: the receiver knows the next secret and the current one.
         upcoming = "whsec_" + "A" * 32
         event = webhooks.verify(delivery.body, delivery.headers, [upcoming, hook.secret])
         assert event["event"] == "task.completed" and event["task"]["id"] == task.id
-        assert [d.status async for d in client.webhooks.deliveries(hook.id)]
+
+        async def attempt_recorded() -> bool:  # written after the receiver answered
+            return [d.status_code async for d in client.webhooks.deliveries(hook.id)] == [200]
+
+        await eventually(attempt_recorded, timeout=15)
         pending = [t.id async for t in client.tasks.list(status="completed")]
         assert task.id in pending
         many = await client.tasks.create_many(

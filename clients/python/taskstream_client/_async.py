@@ -73,6 +73,14 @@ class Tasks(_Namespace):
     async def retry(self, task_id: str) -> m.Retried:
         return await self._one(op.TASKS_RETRY.call(task_id))
 
+    async def run_now(self, task_id: str) -> m.Task:
+        """One extra run now; the task's schedule stays as it is."""
+        return await self._one(op.TASKS_RUN_NOW.call(task_id))
+
+    def runs(self, task_id: str, *, limit: int = 100) -> AsyncIterator[m.Run]:
+        """The task's runs (attempts), newest first."""
+        return self._all(op.TASKS_RUNS.call(task_id, params={"limit": limit}))
+
     def logs(
         self, task_id: str, *, level: str | None = None, limit: int = 1000
     ) -> AsyncIterator[m.LogLine]:

@@ -82,6 +82,8 @@ TASKS_UPDATE = _op("PATCH", _TASK, m.Task, body=p.TaskUpdate)
 TASKS_DELETE = _op("DELETE", _TASK, m.Deleted)
 TASKS_CANCEL = _op("POST", _TASK + "/cancel", m.StatusChange)
 TASKS_RETRY = _op("POST", _TASK + "/retry", m.Retried)
+TASKS_RUN_NOW = _op("POST", _TASK + "/run-now", m.Task)
+TASKS_RUNS = _op("GET", _TASK + "/runs", m.Run, paging="page", query=("page", "limit"))
 TASKS_LOGS = _op("GET", _TASK + "/logs", m.LogLine, paging="offset",
                  query=("level", "limit", "offset"))
 TASKS_CHECKPOINT = _op("POST", _TASK + "/checkpoint", m.Checkpoint, body=p.CheckpointIn)

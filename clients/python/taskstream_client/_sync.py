@@ -64,6 +64,14 @@ class Tasks(_Namespace):
     def retry(self, task_id: str) -> m.Retried:
         return self._one(op.TASKS_RETRY.call(task_id))
 
+    def run_now(self, task_id: str) -> m.Task:
+        """One extra run now; the task's schedule stays as it is."""
+        return self._one(op.TASKS_RUN_NOW.call(task_id))
+
+    def runs(self, task_id: str, *, limit: int = 100) -> Iterator[m.Run]:
+        """The task's runs (attempts), newest first."""
+        return self._all(op.TASKS_RUNS.call(task_id, params={"limit": limit}))
+
     def logs(
         self, task_id: str, *, level: str | None = None, limit: int = 1000
     ) -> Iterator[m.LogLine]:

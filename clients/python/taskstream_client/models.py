@@ -106,6 +106,22 @@ class Checkpoint(Model, kw_only=True):
     updated_at: datetime
 
 
+class Run(Model, kw_only=True):
+    """One attempt of a task."""
+
+    run_id: str
+    attempt: int
+    status: str
+    due_at: datetime
+    dispatched_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    worker_id: str | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+    reason: str | None = None
+
+
 class LogLine(Model, kw_only=True):
     timestamp: datetime
     level: str

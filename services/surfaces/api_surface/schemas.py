@@ -14,6 +14,7 @@ from msgspec import UNSET, UnsetType
 
 from domain.actions import Action
 from domain.task_definition import MisfirePolicy, OverlapPolicy
+from services.surfaces.kit.problems import HttpProblem
 from services.surfaces.kit.request_body import Body
 
 BackoffName = Literal["exponential_jitter", "linear", "fixed"]
@@ -138,6 +139,16 @@ class PageMeta(msgspec.Struct, kw_only=True):
     pages: int
 
 
+def check_page(page: int, limit: int) -> int:
+    """The offset of seed 002's `page` of `limit` rows; a 422 naming the parameter if out of
+    range."""
+    if not 1 <= limit <= 100:
+        raise HttpProblem(422, "validation_error", "limit must be between 1 and 100", field="limit")
+    if page < 1:
+        raise HttpProblem(422, "validation_error", "page must be 1 or more", field="page")
+    return (page - 1) * limit
+
+
 def page_meta(page: int, limit: int, total: int) -> PageMeta:
     """Seed 002's pagination block."""
     return PageMeta(page=page, limit=limit, total=total, pages=math.ceil(total / limit))
@@ -207,6 +218,32 @@ class LogLineOut(msgspec.Struct, kw_only=True):
 class LogsEnvelope(msgspec.Struct, kw_only=True):
     data: list[LogLineOut]
     meta: OffsetMeta
+
+
+class RunOut(msgspec.Struct, kw_only=True):
+    """One attempt of a task: dispatched, started on a worker, then completed or failed."""
+
+    run_id: str
+    attempt: int
+    status: Literal["dispatched", "running", "completed", "failed"]
+    due_at: datetime
+    dispatched_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    worker_id: str | None
+    duration_ms: float | None
+    error: str | None
+    reason: str | None
+
+
+class RunsEnvelope(msgspec.Struct, kw_only=True):
+    data: list[RunOut]
+    meta: PageMeta
+
+
+class RunsQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    page: int = 1
+    limit: int = 20
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 from msgspec import UNSET
 
 from domain import idempotency
-from domain.commands import CancelTask, CheckpointTask, DeleteTask, RetryTask, UpdateTask
+from domain.commands import (
+    CancelTask,
+    CheckpointTask,
+    DeleteTask,
+    RetryTask,
+    TriggerTask,
+    UpdateTask,
+)
 from domain.errors import DomainError, ValidationError
 from services.surfaces.api_surface import schemas as s
 from services.surfaces.api_surface.task_translation import definition_from, patch_from, task_out
@@ -17,15 +25,12 @@ from services.surfaces.kit.request_body import read_json
 from services.surfaces.kit.route_table import Route
 from services.surfaces.kit.surface import actor_of, project_of
 from services.tasks.idempotent_create import create_once, fingerprint
-from services.tasks.queries import TaskFilter, list_tasks, task_logs
+from services.tasks.queries import TaskFilter, list_tasks, task_logs, task_runs
 
 
 async def list_handler(request: web.Request) -> web.Response:
     q = read_query(request, s.ListTasksQuery)
-    if not 1 <= q.limit <= 100:
-        raise HttpProblem(422, "validation_error", "limit must be between 1 and 100", field="limit")
-    if q.page < 1:
-        raise HttpProblem(422, "validation_error", "page must be 1 or more", field="page")
+    offset = s.check_page(q.page, q.limit)
     ctx = context_of(request)
     states, total = await list_tasks(
         ctx.pool,
@@ -37,7 +42,7 @@ async def list_handler(request: web.Request) -> web.Response:
             sort=q.sort,
             descending=q.order == "desc",
             limit=q.limit,
-            offset=(q.page - 1) * q.limit,
+            offset=offset,
         ),
     )
     meta = s.page_meta(q.page, q.limit, total)
@@ -135,6 +140,31 @@ async def retry_handler(request: web.Request) -> web.Response:
                 retry_count=state.retry_count,
                 updated_at=state.updated_at,
             )
+        )
+    )
+
+
+async def run_now_handler(request: web.Request) -> web.Response:
+    """One extra run now (seed 004's run_now, here for /api callers); the schedule stays."""
+    state = await context_of(request).tasks.execute(
+        project_of(request), request.match_info["id"], TriggerTask(), actor=actor_of(request)
+    )
+    return respond(s.TaskEnvelope(data=task_out(state)), status=202)
+
+
+async def runs_handler(request: web.Request) -> web.Response:
+    q = read_query(request, s.RunsQuery)
+    start = s.check_page(q.page, q.limit)
+    ctx = context_of(request)
+    task_id = request.match_info["id"]
+    await ctx.tasks.get(project_of(request), task_id)
+    newest_first = list(reversed(await task_runs(ctx.pool, project_of(request), task_id)))
+    return respond(
+        s.RunsEnvelope(
+            data=[
+                s.RunOut(**msgspec.structs.asdict(r)) for r in newest_first[start : start + q.limit]
+            ],
+            meta=s.page_meta(q.page, q.limit, len(newest_first)),
         )
     )
 
@@ -261,6 +291,26 @@ ROUTES = [
         "Retry a failed task",
         s.RetryEnvelope,
         errors=(401, 404, 409),
+        tags=("tasks",),
+    ),
+    Route(
+        "POST",
+        _TASK + "/run-now",
+        run_now_handler,
+        "Run a task once now (its schedule stays)",
+        s.TaskEnvelope,
+        status=202,
+        errors=(401, 404, 409),
+        tags=("tasks",),
+    ),
+    Route(
+        "GET",
+        _TASK + "/runs",
+        runs_handler,
+        "A task's runs (attempts), newest first",
+        s.RunsEnvelope,
+        query=s.RunsQuery,
+        errors=(401, 404, 422),
         tags=("tasks",),
     ),
     Route(

@@ -9,7 +9,7 @@ from aiohttp import web
 from domain.webhook_policy import SUPPORTED_EVENTS
 from infra.egress_guard import EgressRefused, check_url, parse_allow_list
 from services.surfaces.api_surface import webhook_schemas as w
-from services.surfaces.api_surface.schemas import page_meta
+from services.surfaces.api_surface.schemas import check_page, page_meta
 from services.surfaces.kit.context import context_of
 from services.surfaces.kit.http_json import read_query, respond
 from services.surfaces.kit.problems import HttpProblem
@@ -35,11 +35,7 @@ def _out(row: dict[str, object]) -> w.WebhookOut:
 
 
 def _page(query: w.PageQuery) -> tuple[int, int]:
-    if not 1 <= query.limit <= 100:
-        raise HttpProblem(422, "validation_error", "limit must be between 1 and 100", field="limit")
-    if query.page < 1:
-        raise HttpProblem(422, "validation_error", "page must be 1 or more", field="page")
-    return query.limit, (query.page - 1) * query.limit
+    return query.limit, check_page(query.page, query.limit)
 
 
 async def create_handler(request: web.Request) -> web.Response:

@@ -19,13 +19,6 @@ from services.surfaces.kit.route_table import Route
 from services.surfaces.kit.surface import project_of
 
 
-def _page(page: int, limit: int) -> None:
-    if not 1 <= limit <= 100:
-        raise HttpProblem(422, "validation_error", "limit must be between 1 and 100", field="limit")
-    if page < 1:
-        raise HttpProblem(422, "validation_error", "page must be 1 or more", field="page")
-
-
 def _not_found(worker_id: str) -> HttpProblem:
     return HttpProblem(404, "not_found", f"worker {worker_id!r} not found")
 
@@ -57,13 +50,13 @@ def worker_detail_out(w: WorkerRow) -> s.WorkerDetailOut:
 
 async def list_handler(request: web.Request) -> web.Response:
     q = read_query(request, s.ListWorkersQuery)
-    _page(q.page, q.limit)
+    offset = s.check_page(q.page, q.limit)
     rows, total = await list_workers(
         context_of(request).pool,
         project_of(request),
         status=q.status,
         limit=q.limit,
-        offset=(q.page - 1) * q.limit,
+        offset=offset,
     )
     return respond(
         s.WorkerListEnvelope(
@@ -82,7 +75,7 @@ async def get_handler(request: web.Request) -> web.Response:
 
 async def tasks_handler(request: web.Request) -> web.Response:
     q = read_query(request, s.WorkerTasksQuery)
-    _page(q.page, q.limit)
+    offset = s.check_page(q.page, q.limit)
     worker_id = request.match_info["id"]
     pool = context_of(request).pool
     if not await pool.fetchval(
@@ -95,7 +88,7 @@ async def tasks_handler(request: web.Request) -> web.Response:
         worker_id,
         status=q.status,
         limit=q.limit,
-        offset=(q.page - 1) * q.limit,
+        offset=offset,
     )
     return respond(
         s.WorkerTaskListEnvelope(
