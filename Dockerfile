@@ -6,7 +6,8 @@ COPY domain domain
 COPY projections projections
 COPY infra infra
 COPY services services
-RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps 'fastapi-swagger==0.4.64'
+COPY clients/python clients/python
+RUN pip install --no-cache-dir ./clients/python . && pip install --no-cache-dir --no-deps 'fastapi-swagger==0.4.64'
 USER nobody
 EXPOSE 8080
 CMD ["taskstream", "dev", "--host", "0.0.0.0", "--port", "8080"]

@@ -10,9 +10,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	# The client SDK is its own distribution (clients/python); the tests drive it against the server.
-	$(BIN)/pip install --quiet -e clients/python
+	# The client SDK is its own distribution (clients/python); the CLI and the tests use it.
+	$(BIN)/pip install --quiet -e clients/python -e '.[test]'
 	# Swagger UI 5 static files only (see services/surfaces/kit/openapi.py): no FastAPI is installed.
 	$(BIN)/pip install --quiet --no-deps 'fastapi-swagger==0.4.64'
 	touch $(STAMP)

@@ -1,4 +1,4 @@
-"""`taskstream`: run the service, migrate, and manage projects."""
+"""`taskstream`: run the service, migrate, manage projects, and work with tasks and jobs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import sys
 
 from infra.settings import load_settings
-from services.cli import events, projections, projects, serve
+from services.cli import events, jobs, projections, projects, serve, tasks
 from services.cli.serve import event_loop_factory
 
 __all__ = ["event_loop_factory", "main", "parser"]
@@ -17,7 +17,7 @@ def parser() -> argparse.ArgumentParser:
     """The whole command line: one group of subcommands per module of this package."""
     p = argparse.ArgumentParser(prog="taskstream", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (serve, events, projections, projects):
+    for group in (serve, tasks, jobs, events, projections, projects):
         group.add_commands(sub)
     return p
 
@@ -33,5 +33,6 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     args = parser().parse_args(argv)
     return int(args.run(args, settings))

@@ -15,11 +15,41 @@ from infra.embedded_postgres import start_embedded_postgres
 from infra.migrations import migrate
 from infra.project_store import DEFAULT_PROJECT, add_key, create_project, project_by_name
 from infra.settings import Settings
+from services.cli.flags import described
+
+KAFKA_FILE = "kafka.json"
 
 
 def data_dir_flag(p: argparse.ArgumentParser) -> None:
     """The `--data-dir` flag every command that touches the database takes."""
-    p.add_argument("--data-dir")
+    p.add_argument(
+        "--data-dir",
+        help=described(
+            "where the embedded PostgreSQL, credentials.json and kafka.json live",
+            default=".taskstream",
+            env="TASKSTREAM_DATA_DIR",
+        ),
+    )
+
+
+def record_kafka(data_dir: Path, bootstrap: str | None) -> Callable[[], None]:
+    """Write where `taskstream dev`'s Kafka listens to `data_dir`/kafka.json, so `events tail`
+    finds it without flags; returns the hook that removes it when dev stops."""
+    path = data_dir / KAFKA_FILE
+    if bootstrap is None:
+        path.unlink(missing_ok=True)
+        return lambda: None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"bootstrap": bootstrap}))
+    return lambda: path.unlink(missing_ok=True)
+
+
+def recorded_kafka(data_dir: Path) -> str | None:
+    """The bootstrap a running `taskstream dev` recorded in `data_dir`, if any."""
+    try:
+        return str(json.loads((data_dir / KAFKA_FILE).read_text())["bootstrap"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def database_url(settings: Settings, data_dir: Path) -> tuple[str, Callable[[], None]]:

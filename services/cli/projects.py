@@ -14,6 +14,7 @@ from infra.migrations import migrate
 from infra.project_store import ProjectExists, create_project
 from infra.settings import Settings
 from services.cli.data_dir import data_dir_flag, database, migrate_dsn
+from services.cli.flags import described
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -60,5 +61,7 @@ def add_commands(sub: Any) -> None:
     create = projects.add_parser("create", help="create a project and print its API key")
     create.add_argument("name")
     data_dir_flag(create)
-    create.add_argument("--json", action="store_true")
+    create.add_argument(
+        "--json", action="store_true", help=described("print one JSON line", default="text")
+    )
     create.set_defaults(run=cmd_projects_create)

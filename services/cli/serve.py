@@ -27,7 +27,9 @@ from services.cli.data_dir import (
     database_url,
     ensure_default_project,
     migrate_dsn,
+    record_kafka,
 )
+from services.cli.flags import described
 from services.gateway.app import build_app
 from services.metrics.http import start_metrics_server
 from services.projector.projector import Projector
@@ -136,6 +138,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     dsn, stop_db = database_url(settings, data_dir)
     broker, stop_broker = broker_for(settings, data_dir)
     settings, kafka, stop_kafka = kafka_for_dev(settings)
+    forget_kafka = record_kafka(data_dir, kafka)
     worker_stop = threading.Event()
     worker = threading.Thread(
         target=serve_worker,
@@ -164,6 +167,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         worker_stop.set()
         worker.join(timeout=60)
+        forget_kafka()
         stop_kafka()
         stop_broker()
         stop_db()
@@ -241,24 +245,35 @@ def execution_flags(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import MODULE so its @handler functions can run (repeatable)",
+        help=described("import MODULE so its @handler functions run (repeatable)", default="none"),
     )
     p.add_argument(
-        "--allow-commands", action="store_true", help="allow `command` actions (subprocesses)"
+        "--allow-commands",
+        action="store_true",
+        help=described(
+            "allow `command` actions (subprocesses)", default="off", env="TASKSTREAM_ALLOW_COMMANDS"
+        ),
+    )
+
+
+def listen_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--host", help=described("address to listen on", default="127.0.0.1", env="TASKSTREAM_HOST")
+    )
+    p.add_argument(
+        "--port", type=int, help=described("port to listen on", default=8080, env="TASKSTREAM_PORT")
     )
 
 
 def add_commands(sub: Any) -> None:
     """Register the process commands."""
     dev = sub.add_parser("dev", help="run the service on this machine (embedded defaults)")
-    dev.add_argument("--host")
-    dev.add_argument("--port", type=int)
+    listen_flags(dev)
     data_dir_flag(dev)
     execution_flags(dev)
     dev.set_defaults(run=cmd_dev)
     gateway = sub.add_parser("gateway", help="run a gateway replica (the HTTP API)")
-    gateway.add_argument("--host")
-    gateway.add_argument("--port", type=int)
+    listen_flags(gateway)
     data_dir_flag(gateway)
     gateway.set_defaults(run=cmd_gateway)
     sched = sub.add_parser("scheduler", help="run a scheduler replica")

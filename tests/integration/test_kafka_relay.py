@@ -338,13 +338,16 @@ async def test_dev_runs_the_relay_on_an_embedded_broker_and_tail_prints_events(
         ):
             assert r.status == 201
             task_id = (await r.json())["data"]["id"]
-        tail = Process(taskstream("events", "tail"), cli_env(TASKSTREAM_KAFKA_BOOTSTRAP=bootstrap))
+        # No bootstrap given: tail finds the one dev recorded in its data directory.
+        assert json.loads((data_dir / "kafka.json").read_text()) == {"bootstrap": bootstrap}
+        tail = Process(taskstream("events", "tail", "--data-dir", str(data_dir)), cli_env())
         printed = await asyncio.to_thread(tail.wait_for, f'"stream_id":"task-{task_id}"', 60)
         assert decode(printed, EventEnvelope).type == "task.created"
     finally:
         if tail is not None:
             tail.stop()
         assert server.stop() == 0
+    assert not (data_dir / "kafka.json").exists(), "a stopped dev's broker is gone: forget it"
     host, broker_port = bootstrap.split(":")
 
     async def broker_gone() -> bool:
