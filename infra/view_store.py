@@ -11,6 +11,7 @@ one transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import asyncpg
 
@@ -47,7 +48,13 @@ async def catch_up_view(pool: asyncpg.Pool, view: ViewProjection, *, batch: int)
     return total
 
 
-async def rebuild_view(pool: asyncpg.Pool, view: ViewProjection, *, batch: int) -> int:
+async def rebuild_view(
+    pool: asyncpg.Pool,
+    view: ViewProjection,
+    *,
+    batch: int,
+    on_progress: Callable[[int], None] = lambda _: None,
+) -> int:
     """Rebuild `view` from the whole log into a fresh table and swap it in; returns events read.
 
     Readers are served by the old table until the swap, which takes an exclusive lock on it
@@ -59,7 +66,7 @@ async def rebuild_view(pool: asyncpg.Pool, view: ViewProjection, *, batch: int) 
         if not await guard.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
             raise RebuildRunning(f"a rebuild of {view.table} is already running")
         try:
-            return await _rebuild(pool, view, batch)
+            return await _rebuild(pool, view, batch, on_progress)
         finally:
             await guard.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
 
@@ -68,7 +75,9 @@ class RebuildRunning(Exception):
     """Another process is rebuilding this view right now."""
 
 
-async def _rebuild(pool: asyncpg.Pool, view: ViewProjection, batch: int) -> int:
+async def _rebuild(
+    pool: asyncpg.Pool, view: ViewProjection, batch: int, on_progress: Callable[[int], None]
+) -> int:
     fresh, mark = f"{view.table}_rebuild", f"{view.table}:rebuild"
     async with pool.acquire() as conn:
         await conn.execute(f"DROP TABLE IF EXISTS {fresh}")
@@ -77,6 +86,7 @@ async def _rebuild(pool: asyncpg.Pool, view: ViewProjection, batch: int) -> int:
     total = 0
     while (n := await consume(pool, mark, batch, _writer(view, fresh))) > 0:
         total += n
+        on_progress(total)
         log.info("rebuilding %s: %d events", view.table, total)
     async with pool.acquire() as conn, conn.transaction():
         # The live projector waits here; the rest of the log goes into the fresh table first.

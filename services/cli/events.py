@@ -11,6 +11,7 @@ from typing import Any
 from infra.settings import Settings
 from services.cli.data_dir import KAFKA_FILE, data_dir_flag, database, recorded_kafka
 from services.cli.flags import described
+from services.cli.progress import progress_bar
 from services.relay.process import parse_since, replay_since, tail
 
 
@@ -22,8 +23,8 @@ def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with database(args, settings) as (_, dsn):
-        count = asyncio.run(replay_since(settings, dsn, kafka, since))
+    with database(args, settings) as (_, dsn), progress_bar("republishing", None) as bar:
+        count = asyncio.run(replay_since(settings, dsn, kafka, since, bar))
     print(f"republished {count} events")
     return 0
 

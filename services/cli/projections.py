@@ -14,6 +14,7 @@ from infra.settings import Settings
 from infra.view_store import RebuildRunning, rebuild_view
 from projections.views import VIEWS
 from services.cli.data_dir import data_dir_flag, database
+from services.cli.progress import progress_bar
 
 
 async def _rebuild(dsn: str, settings: Settings, name: str) -> int:
@@ -21,7 +22,14 @@ async def _rebuild(dsn: str, settings: Settings, name: str) -> int:
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
-        return await rebuild_view(pool, VIEWS[name], batch=settings.projector_batch)
+        total = await pool.fetchval("SELECT count(*) FROM events")
+        with progress_bar(f"rebuilding {name}", total) as bar:
+            return await rebuild_view(
+                pool,
+                VIEWS[name],
+                batch=settings.projector_batch,
+                on_progress=lambda done: bar(done, None),
+            )
     finally:
         await pool.close()
 

@@ -8,13 +8,12 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 from taskstream_client import Client, errors
 
@@ -160,24 +159,6 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else json.dumps(value, default=str)
-
-
-def with_progress(items: Sequence[Any], label: str) -> Iterable[Any]:
-    """Iterate `items` with a progress bar and ETA on stderr (hidden when it is not a TTY)."""
-    progress = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        "ETA",
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    with progress:
-        bar = progress.add_task(label, total=len(items))
-        for item in items:
-            yield item
-            progress.advance(bar)
 
 
 def read_json_file(path: str, flag: str = "-f") -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 
 from infra.settings import Settings
 from services.cli.flags import described
+from services.cli.progress import with_progress
 from services.cli.remote import (
     UsageError,
     connect,
@@ -17,7 +18,6 @@ from services.cli.remote import (
     read_json_file,
     remote_flags,
     show,
-    with_progress,
 )
 
 TASK_COLUMNS = ("id", "name", "status", "priority", "scheduled_at", "retry_count")

@@ -71,13 +71,27 @@ def parse_since(value: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-async def replay_since(settings: Settings, dsn: str, bootstrap: str, since: datetime) -> int:
-    """Republish the log from `since` to its head; returns how many events."""
+async def replay_since(
+    settings: Settings,
+    dsn: str,
+    bootstrap: str,
+    since: datetime,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> int:
+    """Republish the log from `since` to its head; returns how many events. `on_progress`
+    hears (published so far, events recorded since `since` when it started)."""
     publisher = new_publisher(settings, bootstrap, "replay")
     conn = await asyncpg.connect(dsn)
     try:
         await publisher.start()
-        return await replay(conn, publisher, since, batch=settings.relay_batch)
+        total = await conn.fetchval("SELECT count(*) FROM events WHERE recorded_at >= $1", since)
+        return await replay(
+            conn,
+            publisher,
+            since,
+            batch=settings.relay_batch,
+            on_progress=lambda done: on_progress(done, total),
+        )
     finally:
         await publisher.close()
         await conn.close()

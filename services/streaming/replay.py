@@ -6,6 +6,7 @@ republishing is always safe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
@@ -28,7 +29,12 @@ async def replay_start(conn: asyncpg.Connection, since: datetime) -> Checkpoint 
 
 
 async def replay(
-    conn: asyncpg.Connection, publisher: KafkaPublisher, since: datetime, *, batch: int = 5000
+    conn: asyncpg.Connection,
+    publisher: KafkaPublisher,
+    since: datetime,
+    *,
+    batch: int = 5000,
+    on_progress: Callable[[int], None] = lambda _: None,
 ) -> int:
     """Publish every event from the first one recorded at or after `since` up to the head.
 
@@ -54,5 +60,6 @@ async def replay(
             break
         await publisher.publish(events)
         published += len(events)
+        on_progress(published)
         checkpoint = events[-1].checkpoint
     return published
