@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
-import asyncpg
+import pytest
 
+from tests.conftest import _admin, _with_database
 from tests.integration.processes import Process, cli_env, dev_server, free_port
 
 
@@ -26,14 +27,6 @@ class Dev:
     process: Process
 
 
-async def _admin(server_dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @contextmanager
 def running_dev(
     server_dsn: str, template_db: str, tmp: Path, *args: str, **env: str
@@ -42,7 +35,7 @@ def running_dev(
     so."""
     name = f"ts_dev_{uuid.uuid4().hex[:10]}"
     asyncio.run(_admin(server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
-    dsn = urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
+    dsn = _with_database(server_dsn, name)
     settings = {"TASKSTREAM_DATABASE_URL": dsn, "TASKSTREAM_KAFKA_ENABLED": "false", **env}
     data_dir, port = tmp / "data", free_port()
     try:
@@ -58,3 +51,17 @@ def running_dev(
             )
     finally:
         asyncio.run(_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def dev_fixture(*args: str, **env: str) -> Callable[..., Any]:
+    """A module-scoped `dev` fixture: one `taskstream dev ARGS` (with `env`) per test module."""
+
+    @pytest.fixture(scope="module")
+    def dev(
+        server_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[Dev]:
+        tmp = tmp_path_factory.mktemp("dev")
+        with running_dev(server_dsn, template_db, tmp, *args, **env) as running:
+            yield running
+
+    return dev

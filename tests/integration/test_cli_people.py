@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,10 @@ from services.cli.remote import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
 )
-from tests.integration.dev_harness import Dev, running_dev
+from tests.integration.dev_harness import Dev, dev_fixture
 from tests.integration.processes import cli_env, free_port, taskstream
 
-
-@pytest.fixture(scope="module")
-def dev(
-    server_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Dev]:
-    tmp = tmp_path_factory.mktemp("cli")
-    with running_dev(server_dsn, template_db, tmp, TASKSTREAM_RATE_LIMIT_PER_SECOND="0") as running:
-        yield running
+dev = dev_fixture(TASKSTREAM_RATE_LIMIT_PER_SECOND="0")
 
 
 def run(

@@ -19,7 +19,7 @@ from taskstream_client import (
     webhooks,
 )
 
-from tests.integration.dev_harness import Dev, running_dev
+from tests.integration.dev_harness import Dev, dev_fixture
 from tests.integration.receiver import running_receiver
 from tests.integration.test_workers import eventually
 
@@ -27,21 +27,13 @@ FAR = datetime(2099, 1, 1, tzinfo=UTC)
 HOOK = {"kind": "http", "url": "https://example.com/hook"}
 
 
-@pytest.fixture(scope="module")
-def dev(
-    server_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Dev]:
-    with running_dev(
-        server_dsn,
-        template_db,
-        tmp_path_factory.mktemp("client"),
-        "--handlers",
-        "tests.integration.sample_handlers",
-        TASKSTREAM_RATE_LIMIT_PER_SECOND="0",
-        TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
-        TASKSTREAM_WEBHOOK_RETRY_SCHEDULE="0.2,0.2",
-    ) as running:
-        yield running
+dev = dev_fixture(
+    "--handlers",
+    "tests.integration.sample_handlers",
+    TASKSTREAM_RATE_LIMIT_PER_SECOND="0",
+    TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
+    TASKSTREAM_WEBHOOK_RETRY_SCHEDULE="0.2,0.2",
+)
 
 
 @pytest.fixture

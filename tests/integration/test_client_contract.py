@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ import msgspec
 import pytest
 from taskstream_client._operations import OPERATIONS, Operation
 
-from tests.integration.dev_harness import Dev, running_dev
+from tests.integration.dev_harness import Dev, dev_fixture
 
 COVERED = ("/api/tasks", "/api/webhooks", "/api/workers", "/api/system", "/jobs")
 EXCLUDED = {
@@ -27,12 +26,7 @@ EXCLUDED = {
 Schema = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def dev(
-    server_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Dev]:
-    with running_dev(server_dsn, template_db, tmp_path_factory.mktemp("contract")) as running:
-        yield running
+dev = dev_fixture()
 
 
 @pytest.fixture(scope="module")

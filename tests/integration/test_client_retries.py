@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 from taskstream_client import APIConnectionError, Client, RateLimited
 
-from tests.integration.dev_harness import Dev, running_dev
+from tests.integration.dev_harness import Dev, dev_fixture
 from tests.integration.processes import free_port
 
 TASK = {
@@ -20,18 +19,7 @@ TASK = {
 }
 
 
-@pytest.fixture(scope="module")
-def dev(
-    server_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Dev]:
-    with running_dev(
-        server_dsn,
-        template_db,
-        tmp_path_factory.mktemp("limited"),
-        TASKSTREAM_RATE_LIMIT_PER_SECOND="2",
-        TASKSTREAM_RATE_LIMIT_BURST="2",
-    ) as running:
-        yield running
+dev = dev_fixture(TASKSTREAM_RATE_LIMIT_PER_SECOND="2", TASKSTREAM_RATE_LIMIT_BURST="2")
 
 
 class Recorder:
