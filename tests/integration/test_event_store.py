@@ -102,14 +102,16 @@ async def test_concurrent_writers_reader_sees_every_event_exactly_once(pool: asy
     streams = [f"cc-{i}" for i in range(24)]
     appended: set[uuid.UUID] = set()
     conflicts = 0
-    stop_at = time.monotonic() + 4.0
+    # Bounded by work done, not by wall time: a loaded machine must not thin the race out.
+    target = 1200
+    give_up_at = time.monotonic() + 120.0
     writers_done = asyncio.Event()
 
     async def writer(seed: int) -> None:
         nonlocal conflicts
         rng = random.Random(seed)
         versions: dict[str, int] = defaultdict(lambda: -1)
-        while time.monotonic() < stop_at:
+        while len(appended) < target and time.monotonic() < give_up_at:
             stream = rng.choice(streams)
             events = [new_event(k) for k in range(rng.randint(1, 3))]
             item = AppendItem(
@@ -156,7 +158,7 @@ async def test_concurrent_writers_reader_sees_every_event_exactly_once(pool: asy
     ids = [s[0] for s in seen]
     assert len(ids) == len(set(ids)), "an event was delivered twice"
     assert set(ids) == appended, "the reader missed or invented events"
-    assert len(appended) > 1000, f"too little load to prove anything: {len(appended)}"
+    assert len(appended) >= target, f"too little load to prove anything: {len(appended)}"
     assert conflicts > 0, "writers never contended for a stream"
     per_stream: dict[str, list[int]] = defaultdict(list)
     for _, stream, version in seen:
