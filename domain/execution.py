@@ -27,6 +27,10 @@ from domain.schedule import next_occurrence, occurrences_between
 from domain.task import TaskState
 
 IN_FLIGHT = ("dispatched", "running")
+# Failures no retry can mend: the egress guard refused the destination at call time (it
+# resolves to a forbidden address), so every further attempt would be refused the same way.
+EGRESS_REFUSED = "egress_refused"
+PERMANENT_REASONS = frozenset({EGRESS_REFUSED})
 
 
 class StaleDelivery(DomainError):
@@ -240,7 +244,11 @@ def _failure(
     policy = state.definition.retry
     run_id = state.run_id or ""
     retries_used = max(state.attempt - 1, 0)
-    retry = state.lifecycle == "active" and should_retry(policy, retries_used)
+    retry = (
+        state.lifecycle == "active"
+        and reason not in PERMANENT_REASONS
+        and should_retry(policy, retries_used)
+    )
     events: list[ev.TaskEvent] = [
         ev.TaskFailed(
             at=now,

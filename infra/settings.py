@@ -38,6 +38,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # API requests per second per project in each gateway process (0: no limit), and the burst.
     rate_limit_per_second: float = 100.0
     rate_limit_burst: int = 200
+    # Failed authentications per second per client address in each gateway process, and the
+    # burst; past it the address gets 429 before its credentials are even looked at (0: off).
+    auth_failure_per_second: float = 1.0
+    auth_failure_burst: int = 30
     # Most appends one group commit writes in a single transaction.
     group_commit_max: int = 256
     # Concurrent group-commit transactions in flight.

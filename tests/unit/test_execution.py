@@ -10,6 +10,7 @@ from domain import events as ev
 from domain.actions import HttpAction
 from domain.commands import CreateTask
 from domain.execution import (
+    EGRESS_REFUSED,
     StaleDelivery,
     decide_dispatch,
     decide_finish,
@@ -122,6 +123,17 @@ def test_failures_retry_per_policy_then_fail_for_good() -> None:
             (failed,) = events
             assert isinstance(failed, ev.TaskFailed) and failed.final
     assert public_status(state) == "failed" and state.error == "HTTP 500" and state.retry_count == 2
+
+
+def test_a_destination_refused_at_call_time_fails_for_good_without_retries() -> None:
+    state = run(task(once_at(T0)), T0)
+    (failed,) = decide_finish(
+        state, run_id="r1", attempt=1, ok=False, now=T0, random_unit=0.5,
+        error="address 127.0.0.1 is not a public destination", reason=EGRESS_REFUSED,
+    )  # fmt: skip
+    assert isinstance(failed, ev.TaskFailed) and failed.final
+    assert failed.reason == "egress_refused"
+    assert public_status(after(state, [failed])) == "failed"
 
 
 def test_lost_lease_fails_the_run_as_worker_lost_and_retries() -> None:
