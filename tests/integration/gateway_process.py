@@ -15,6 +15,7 @@ from tests.integration.processes import Process, cli_env, free_port, taskstream
 class Gateway:
     base: str
     key: str
+    project_id: str
     process: Process
 
 
@@ -27,8 +28,9 @@ def running_gateway(data_dir: Path, dsn: str, **env: str) -> Iterator[Gateway]:
     )
     try:
         process.wait_for("serving on", timeout=90)
-        key = json.loads((data_dir / "credentials.json").read_text())["api_key"]
-        yield Gateway(f"http://127.0.0.1:{port}", key, process)
+        credentials = json.loads((data_dir / "credentials.json").read_text())
+        base = f"http://127.0.0.1:{port}"
+        yield Gateway(base, credentials["api_key"], credentials["project_id"], process)
     finally:
         if process.popen.poll() is None:
             process.stop()
