@@ -32,6 +32,8 @@ from typing import TypeAlias
 
 import yarl
 
+from domain.errors import ValidationError
+
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -39,6 +41,7 @@ __all__ = [
     "EgressRefused",
     "IPAddress",
     "IPNetwork",
+    "check_destination",
     "check_url",
     "is_forbidden",
     "literal_ip",
@@ -301,3 +304,16 @@ def check_url(url: str, allow: Sequence[IPNetwork]) -> str:
     if is_forbidden(address, allow):
         raise EgressRefused(BLOCKED_DESTINATION, f"address {address} is not a public destination")
     return host
+
+
+def check_destination(url: str, allow: Sequence[IPNetwork], *, field: str) -> None:
+    """The create/update-time rule every surface applies to a URL it stores for later calls.
+
+    The same `check_url` the client runs before each call, so what is refused later is refused
+    now, as a ValidationError naming `field`; host names are resolved (and checked) only at call
+    time, when the addresses used are the ones that count.
+    """
+    try:
+        check_url(url, allow)
+    except EgressRefused as exc:
+        raise ValidationError(exc.message, field=field) from None

@@ -32,7 +32,7 @@ def _escaped(match: re.Match[str]) -> str:
 class EscapingFormatter(logging.Formatter):
     """A Formatter whose message part never holds a control character."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+    def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape_controls(record.message)
         return super().formatMessage(record)
 

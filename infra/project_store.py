@@ -68,6 +68,17 @@ async def project_for_key(pool: asyncpg.Pool, presented: str) -> str | None:
     return str(row["project_id"])
 
 
+async def project_exists(pool: asyncpg.Pool, project_id: str) -> bool:
+    """Whether a project with this id exists (a signed JWT may still name one that does not)."""
+    if "\x00" in project_id:
+        return False  # PostgreSQL cannot hold the byte, so no project has it
+    return bool(
+        await pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM projects WHERE project_id = $1)", project_id
+        )
+    )
+
+
 async def project_by_name(conn: asyncpg.Connection, name: str) -> str | None:
     value = await conn.fetchval("SELECT project_id FROM projects WHERE name = $1", name)
     return None if value is None else str(value)
