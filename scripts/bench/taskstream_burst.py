@@ -24,6 +24,7 @@ from domain.actions import HttpAction  # noqa: E402
 from domain.schedule import Schedule  # noqa: E402
 from domain.task_definition import TaskDefinition  # noqa: E402
 from infra.db import create_pool  # noqa: E402
+from infra.egress_guard import parse_allow_list  # noqa: E402
 from infra.group_commit import GroupCommitter  # noqa: E402
 from infra.migrations import migrate  # noqa: E402
 from infra.project_store import create_project  # noqa: E402
@@ -55,7 +56,7 @@ class TaskstreamBurst:
             await conn.close()
         pool = await create_pool(self.dsn, size=8)
         committer = GroupCommitter(pool, max_batch=512, flushers=2)
-        service = TaskService(pool, committer)
+        service = TaskService(pool, committer, egress_allow=parse_allow_list("127.0.0.0/8"))
         actor = Actor("bench", "burst")
         schedule = Schedule(kind="once", expr=due_at.isoformat())
         gate = asyncio.Semaphore(512)

@@ -7,14 +7,17 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
+from infra.egress_guard import parse_allow_list
 from infra.group_commit import GroupCommitter
 from infra.settings import Settings
 from services.metrics.http import add_metrics_route, pool_connect
 from services.surfaces.agent_tasks_surface import routes as agent_tasks
 from services.surfaces.api_surface.surface import MOUNT, build_api_app
+from services.surfaces.api_surface.surface import render as api_render
 from services.surfaces.kit.auth import Authenticator
 from services.surfaces.kit.context import CONTEXT, GatewayContext
 from services.surfaces.kit.rate_limit import RateLimiter
+from services.surfaces.kit.request_guard import request_guard
 from services.surfaces.kit.request_metrics import observe_requests
 from services.surfaces.kit.surface import authenticate, mount_surface
 from services.surfaces.messages_surface import routes as messages
@@ -25,7 +28,12 @@ from services.tasks.service import TaskService
 
 def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
     """The root application; the caller owns `pool`, the app owns its group committer."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe_requests])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[observe_requests, request_guard(api_render)],
+    )
+
+    allow = parse_allow_list(settings.egress_allow_cidrs)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         committer = GroupCommitter(
@@ -34,9 +42,14 @@ def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
         app[CONTEXT] = GatewayContext(
             settings=settings,
             pool=pool,
-            tasks=TaskService(pool, committer, allow_commands=settings.allow_commands),
+            tasks=TaskService(
+                pool, committer, allow_commands=settings.allow_commands, egress_allow=allow
+            ),
             auth=Authenticator(pool, settings),
             rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            auth_failures=RateLimiter(
+                settings.auth_failure_per_second, settings.auth_failure_burst
+            ),
         )
         yield
         await committer.close()

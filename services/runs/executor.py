@@ -22,7 +22,7 @@ import msgspec
 
 from domain.actions import Action, CommandAction, HandlerAction, HttpAction
 from domain.events import TaskCheckpointed
-from domain.execution import StaleDelivery, decide_finish, decide_start
+from domain.execution import EGRESS_REFUSED, StaleDelivery, decide_finish, decide_start
 from domain.task import TaskState
 from infra.egress_client import EgressClient, EgressConnectionError, EgressTimeout
 from infra.egress_guard import EgressRefused
@@ -174,7 +174,7 @@ class RunExecutor:
         except EgressTimeout as exc:
             return Outcome(ok=False, error=str(exc), reason="timeout")
         except EgressRefused as exc:
-            return Outcome(ok=False, error=exc.message, reason="blocked_destination")
+            return Outcome(ok=False, error=exc.message, reason=EGRESS_REFUSED)
         except EgressConnectionError as exc:
             return Outcome(ok=False, error=str(exc), reason="connection_error")
         body = response.body[:RESULT_BODY_BYTES].decode("utf-8", "replace")

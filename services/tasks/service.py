@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import msgspec
+from msgspec import UNSET
 
+from domain.actions import HttpAction
 from domain.commands import CreateTask, TaskCommand, TriggerTask, UpdateTask
 from domain.errors import DomainError, InvalidState, NotFound, ValidationError
 from domain.events import SCHEMA_VERSION, TaskEvent, event_type
 from domain.task import TaskState, decide, fold
 from domain.task_definition import TaskDefinition
+from infra.egress_guard import IPNetwork, check_destination
 from infra.event_store import (
     AppendItem,
     DedupeClaim,
@@ -78,11 +81,15 @@ class TaskService:
         committer: GroupCommitter,
         *,
         allow_commands: bool = False,
+        egress_allow: Sequence[IPNetwork] = (),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.pool = pool
         self.committer = committer
         self.allow_commands = allow_commands
+        # The operator's TASKSTREAM_EGRESS_ALLOW_CIDRS: the create-time destination rule must
+        # open exactly what the workers' egress client will open at call time.
+        self.egress_allow = tuple(egress_allow)
         self.clock = clock
 
     async def get(self, project_id: str, task_id: str) -> TaskState:
@@ -130,6 +137,7 @@ class TaskService:
         command = CreateTask(
             task_id=task_id or str(uuid.uuid4()), project_id=project_id, definition=definition
         )
+        self._check_destinations(definition.action, definition.notify_url)
         await self._check_dependencies(project_id, definition.dependencies)
         events = decide(None, command, now=now, allow_commands=self.allow_commands)
         dedupe = None
@@ -167,6 +175,13 @@ class TaskService:
             task_id,
         )
 
+    def _check_destinations(self, action: object, notify_url: str | None) -> None:
+        """Every URL a task stores for later calls meets the egress rule now (issue 10 §3)."""
+        if isinstance(action, HttpAction):
+            check_destination(action.url, self.egress_allow, field="action.url")
+        if notify_url is not None:
+            check_destination(notify_url, self.egress_allow, field="notify_url")
+
     async def _check_dependencies(self, project_id: str, dependencies: tuple[str, ...]) -> None:
         if not dependencies:
             return
@@ -186,8 +201,14 @@ class TaskService:
         self, project_id: str, task_id: str, command: TaskCommand, *, actor: Actor
     ) -> TaskState:
         """Apply `command` to an existing task, re-deciding if another writer got there first."""
-        if isinstance(command, UpdateTask) and isinstance(command.patch.dependencies, tuple):
-            await self._check_dependencies(project_id, command.patch.dependencies)
+        if isinstance(command, UpdateTask):
+            patch = command.patch
+            self._check_destinations(
+                None if patch.action is UNSET else patch.action,
+                None if patch.notify_url is UNSET else patch.notify_url,
+            )
+            if isinstance(patch.dependencies, tuple):
+                await self._check_dependencies(project_id, patch.dependencies)
         for _ in range(CONFLICT_RETRIES):
             state = await self.get(project_id, task_id)
             events = decide(state, command, now=self.clock(), allow_commands=self.allow_commands)

@@ -21,6 +21,7 @@ from domain.schedule import Schedule
 from domain.task import TaskState
 from domain.task_definition import TaskDefinition
 from infra.egress_client import EgressClient
+from infra.egress_guard import parse_allow_list
 from infra.group_commit import GroupCommitter
 from services.runs.executor import RunExecutor
 from services.runs.handlers import load_handler_modules
@@ -77,7 +78,7 @@ class Rig:
 @pytest.fixture
 async def rig(pool: asyncpg.Pool) -> AsyncIterator[Rig]:
     committer = GroupCommitter(pool, max_batch=64, flushers=2)
-    tasks = TaskService(pool, committer)
+    tasks = TaskService(pool, committer, egress_allow=parse_allow_list("127.0.0.0/8"))
     async with running_receiver() as receiver, EgressClient("127.0.0.0/8") as egress:
         executor = RunExecutor(pool, tasks, egress, worker_id="w-test", lease_seconds=3.0,
                                random_unit=lambda: 0.0)  # fmt: skip

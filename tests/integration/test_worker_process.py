@@ -20,6 +20,7 @@ from domain.retry_policy import RetryPolicy
 from domain.schedule import Schedule
 from domain.task_definition import TaskDefinition
 from infra.broker import make_broker
+from infra.egress_guard import parse_allow_list
 from infra.group_commit import GroupCommitter
 from services.scheduler.dispatcher import Scheduler, SchedulerConfig
 from services.tasks.service import Actor, TaskService
@@ -47,7 +48,7 @@ async def test_kill_9_of_a_worker_mid_call_is_retried_and_completed_once(
     broker, stop_broker = make_broker(None, broker_dir)
     pool = await asyncpg.create_pool(fresh_dsn, min_size=2, max_size=6)
     committer = GroupCommitter(pool, flushers=1)
-    tasks = TaskService(pool, committer)
+    tasks = TaskService(pool, committer, egress_allow=parse_allow_list("127.0.0.0/8"))
     workers: list[Process] = []
     stop = asyncio.Event()
     try:

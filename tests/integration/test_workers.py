@@ -14,6 +14,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from domain import events as ev
+from infra.egress_guard import parse_allow_list
 from infra.group_commit import GroupCommitter
 from services.fleet.registry import WorkerRegistry, sweep_offline
 from services.scheduler.dispatcher import RunMessage, Scheduler, SchedulerConfig
@@ -196,7 +197,7 @@ async def test_scheduler_tick_sweeps_silent_workers(pool: asyncpg.Pool) -> None:
 
         scheduler = Scheduler(
             pool,
-            TaskService(pool, committer),
+            TaskService(pool, committer, egress_allow=parse_allow_list("127.0.0.0/8")),
             send,
             config=SchedulerConfig(worker_offline_seconds=2.0),
             scheduler_id="s-1",

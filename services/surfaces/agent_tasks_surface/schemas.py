@@ -16,6 +16,7 @@ from msgspec import UNSET, UnsetType
 from domain.retry_policy import Backoff
 from domain.schedule import ScheduleKind
 from domain.task import RunStatus
+from services.surfaces.kit.paging import Offset
 from services.surfaces.kit.request_body import Body
 
 AgentScheduleKind = Literal["cron", "rrule", "once", "event"]
@@ -73,8 +74,8 @@ class AgentTasksQuery(Body):
     status: AgentStatus | None = None
     created_by: uuid.UUID | None = None
     schedule_kind: ScheduleKind | None = None
-    limit: int = DEFAULT_LIMIT
-    offset: int = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    offset: Offset = 0
 
 
 class AgentTaskOut(msgspec.Struct, kw_only=True):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -15,9 +15,14 @@ from msgspec import UNSET, UnsetType
 from domain.actions import Action
 from domain.task_definition import MisfirePolicy, OverlapPolicy
 from services.surfaces.kit.problems import HttpProblem
+from services.surfaces.kit.paging import Offset, PageNumber
 from services.surfaces.kit.request_body import Body
 
 BackoffName = Literal["exponential_jitter", "linear", "fixed"]
+PageSize = Annotated[int, msgspec.Meta(ge=1, le=100, description="items per page")]
+TaskStatusWord = Literal[
+    "pending", "dispatched", "running", "completed", "failed", "retrying", "paused", "cancelled"
+]
 
 
 class ScheduleIn(Body):
@@ -257,11 +262,11 @@ class ErrorEnvelope(msgspec.Struct, kw_only=True):
 
 
 class ListTasksQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    status: str | None = None
+    status: TaskStatusWord | None = None
     tag: str | None = None
     created_by: str | None = None
-    page: int = 1
-    limit: int = 20
+    page: PageNumber = 1
+    limit: PageSize = 20
     sort: Literal[
         "created_at", "updated_at", "priority", "name", "status", "scheduled_at", "next_run_at"
     ] = "created_at"
@@ -269,29 +274,26 @@ class ListTasksQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class LogsQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    limit: int = 100
-    offset: int = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    offset: Offset = 0
     level: Literal["info", "error", "warn", "debug"] | None = None
 
 
 # Workers (seed 002). Workers are shared; every task id and count in these is the caller's own.
 
 WorkerStatus = Literal["active", "idle", "offline"]
-TaskStatusWord = Literal[
-    "pending", "dispatched", "running", "completed", "failed", "retrying", "paused", "cancelled"
-]
 
 
 class ListWorkersQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     status: WorkerStatus | None = None
-    page: int = 1
-    limit: int = 20
+    page: PageNumber = 1
+    limit: PageSize = 20
 
 
 class WorkerTasksQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     status: TaskStatusWord | None = None
-    page: int = 1
-    limit: int = 20
+    page: PageNumber = 1
+    limit: PageSize = 20
 
 
 class WorkerOut(msgspec.Struct, kw_only=True):

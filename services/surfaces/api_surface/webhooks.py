@@ -7,7 +7,7 @@ import uuid
 from aiohttp import web
 
 from domain.webhook_policy import SUPPORTED_EVENTS
-from infra.egress_guard import EgressRefused, check_url, parse_allow_list
+from infra.egress_guard import check_destination, parse_allow_list
 from services.surfaces.api_surface import webhook_schemas as w
 from services.surfaces.api_surface.schemas import check_page, page_meta
 from services.surfaces.kit.context import context_of
@@ -49,10 +49,7 @@ async def create_handler(request: web.Request) -> web.Response:
             f"unknown events: {', '.join(unknown)}; known: {', '.join(sorted(SUPPORTED_EVENTS))}",
             field="events",
         )
-    try:
-        check_url(body.url, parse_allow_list(ctx.settings.egress_allow_cidrs))
-    except EgressRefused as exc:
-        raise HttpProblem(422, "validation_error", f"url: {exc.message}", field="url") from None
+    check_destination(body.url, parse_allow_list(ctx.settings.egress_allow_cidrs), field="url")
     project = project_of(request)
     count = await ctx.pool.fetchval(
         "SELECT count(*) FROM webhook_endpoints"

@@ -13,7 +13,7 @@ import jwt
 import msgspec
 
 from domain import api_keys
-from infra.project_store import project_for_key
+from infra.project_store import project_exists, project_for_key
 from infra.settings import Settings
 from services.surfaces.kit.problems import HttpProblem
 
@@ -60,7 +60,7 @@ class Authenticator:
         if parsed is not None:
             return await self._from_key(parsed)
         if scheme == "bearer" and credential.count(".") == 2:
-            return self._from_jwt(credential)
+            return await self._from_jwt(credential)
         raise unauthorized()
 
     async def project_for_static_token(self, token: str) -> Principal | None:
@@ -83,7 +83,7 @@ class Authenticator:
         self._cache[digest] = (now + self._settings.auth_cache_seconds, project_id)
         return Principal(project_id, "api_key", parsed.key_id)
 
-    def _from_jwt(self, token: str) -> Principal:
+    async def _from_jwt(self, token: str) -> Principal:
         secret = self._settings.jwt_secret
         if not secret:
             raise unauthorized("JWT authentication is not enabled on this server")
@@ -100,6 +100,15 @@ class Authenticator:
         except jwt.PyJWTError:
             raise unauthorized() from None
         project_id = claims.get("project_id")
-        if not isinstance(project_id, str) or not project_id:
+        if not isinstance(project_id, str) or not project_id or len(project_id) > 200:
             raise unauthorized()
+        # A signed token may still name a project that does not exist (a typo, a deleted one):
+        # acting for it would write events no project owns.
+        key = b"project:" + project_id.encode()
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is None or cached[0] <= now:
+            if not await project_exists(self._pool, project_id):
+                raise unauthorized()
+            self._cache[key] = (now + self._settings.auth_cache_seconds, project_id)
         return Principal(project_id, "jwt", str(claims.get("sub", "")))

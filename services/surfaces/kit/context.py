@@ -20,6 +20,8 @@ class GatewayContext:
     tasks: TaskService
     auth: Authenticator
     rate_limiter: RateLimiter
+    # Failed authentications per client address (issue 10 §4): guessing keys costs time.
+    auth_failures: RateLimiter
 
 
 CONTEXT = web.AppKey("taskstream_context", GatewayContext)

@@ -1,8 +1,9 @@
 """One HTTP call at one instant, as a core task: what the /publish and /messages surfaces share.
 
 Seeds 000 and 001 both schedule a single callback at a client-given time; they differ only in
-field names and error shapes. Here the core TaskDefinition is built, the SSRF guard checks the
-URL before anything is written, and core refusals are renamed to the surface's own fields.
+field names and error shapes. Here the core TaskDefinition is built (TaskService applies the
+destination rule before anything is written), and core refusals are renamed to the surface's
+own fields.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from domain.retry_policy import RetryPolicy
 from domain.schedule import Schedule
 from domain.simple_schedules import EXAMPLE_INSTANT
 from domain.task_definition import TaskDefinition
-from infra.egress_guard import EgressRefused, check_url, parse_allow_list
-from infra.settings import Settings
 from services.surfaces.kit.context import context_of
 from services.surfaces.kit.surface import actor_of, project_of
 from services.tasks.service import Created
@@ -53,14 +52,6 @@ def due_at(instant: datetime, now: datetime) -> datetime:
     return max(instant, now)
 
 
-def refuse_unsafe_url(settings: Settings, url: str) -> None:
-    """The SSRF guard at write time: refuse URLs the workers would never be allowed to call."""
-    try:
-        check_url(url, parse_allow_list(settings.egress_allow_cidrs))
-    except EgressRefused as exc:
-        raise ValidationError(exc.message, field="action.url") from None
-
-
 def renamed(error: DomainError, names: Mapping[str, str]) -> DomainError:
     """`error` naming the surface's field instead of the core's (others stay as they are)."""
     field = names.get(error.field or "")
@@ -90,7 +81,6 @@ async def create_callback(
     """
     ctx = context_of(request)
     try:
-        refuse_unsafe_url(ctx.settings, callback.url)
         due = due_at(callback.at, ctx.tasks.clock())
         definition = TaskDefinition(
             name=callback.name,

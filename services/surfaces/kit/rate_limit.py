@@ -52,6 +52,12 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.rate > 0
 
+    def has_token(self, key: str) -> bool:
+        """Whether `key`'s bucket holds a whole token now, without spending it."""
+        now = self._clock()
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        return min(self.burst, tokens + (now - last) * self.rate) >= 1
+
     def take(self, key: str) -> Verdict:
         """Spend one token of `key`'s bucket if there is one."""
         now = self._clock()

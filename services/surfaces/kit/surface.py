@@ -15,6 +15,8 @@ from domain.errors import DomainError
 from services.surfaces.kit.auth import Principal
 from services.surfaces.kit.context import context_of
 from services.surfaces.kit.problems import HttpProblem, from_domain
+from services.surfaces.kit.rate_limit import Verdict
+from services.surfaces.kit.request_guard import SURFACE_RENDERS
 from services.surfaces.kit.route_table import Handler, Route
 from services.tasks.service import Actor
 
@@ -53,7 +55,27 @@ async def authenticate(request: web.Request, authorization: str | None = None) -
     Returns the rate-limit headers for the answer; over the limit raises a 429 problem.
     """
     header = request.headers.get("Authorization") if authorization is None else authorization
-    return admit(request, await context_of(request).auth.principal(header))
+    ctx = context_of(request)
+    address = request.remote or "unknown"
+    failures = ctx.auth_failures
+    if failures.enabled and not failures.has_token(address):
+        raise _throttled(failures.take(address))
+    try:
+        principal = await ctx.auth.principal(header)
+    except HttpProblem as problem:
+        if problem.status == 401 and failures.enabled:
+            failures.take(address)
+        raise
+    return admit(request, principal)
+
+
+def _throttled(verdict: Verdict) -> HttpProblem:
+    return HttpProblem(
+        429,
+        "too_many_failed_authentications",
+        f"too many failed authentications from this address; retry in {verdict.retry_after} s",
+        headers={"Retry-After": str(verdict.retry_after)},
+    )
 
 
 def admit(request: web.Request, principal: Principal) -> dict[str, str]:
@@ -105,7 +127,11 @@ def guarded(handler: Handler, render: Render, auth: Authenticate | None) -> Hand
 def mount_surface(
     app: web.Application, routes: Sequence[Route], render: Render, auth: Authenticate | None
 ) -> None:
-    """Register a root-level surface's routes; routes with `auth=False` skip `auth`."""
+    """Register a root-level surface's routes; routes with `auth=False` skip `auth`.
+
+    The request guard answers refusals that precede the handler in the same `render` shape.
+    """
+    renders = app.setdefault(SURFACE_RENDERS, {})
     for route in routes:
         handler = guarded(route.handler, render, auth if route.auth else None)
-        app.router.add_route(route.method, route.path, handler)
+        renders[app.router.add_route(route.method, route.path, handler).resource] = render

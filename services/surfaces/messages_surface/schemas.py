@@ -7,8 +7,18 @@ from typing import Annotated, Any
 
 import msgspec
 
-# Client-chosen; addressable as a path segment in DELETE /messages/{id}, hence no "/".
-MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^/]+$")]
+# Client-chosen and addressed as a path segment in DELETE /messages/{id}: RFC 3986 unreserved
+# characters and ":", never starting with "." (so neither "." nor ".." can be one), 1-128 long.
+MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_~:-][A-Za-z0-9._~:-]{0,127}$"
+MessageId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=128,
+        pattern=MESSAGE_ID_PATTERN,
+        description="letters, digits and - _ ~ : . (not first), 1-128 characters",
+    ),
+]
 
 
 class MessageIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
