@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -12,18 +13,23 @@ from infra.group_commit import GroupCommitter
 from infra.settings import Settings
 from services.metrics.http import add_metrics_route, pool_connect
 from services.surfaces.agent_tasks_surface import routes as agent_tasks
-from services.surfaces.api_surface.surface import MOUNT, build_api_app
+from services.surfaces.api_surface.surface import API_VERSION, MOUNT, build_api_app
+from services.surfaces.api_surface.surface import SURFACE as API_SURFACE
 from services.surfaces.api_surface.surface import render as api_render
 from services.surfaces.kit.auth import Authenticator
 from services.surfaces.kit.context import CONTEXT, GatewayContext
+from services.surfaces.kit.openapi import add_docs_routes, openapi_document
 from services.surfaces.kit.rate_limit import RateLimiter
 from services.surfaces.kit.request_guard import request_guard
 from services.surfaces.kit.request_metrics import observe_requests
-from services.surfaces.kit.surface import authenticate, mount_surface
+from services.surfaces.kit.surface import Surface, mount_surface
 from services.surfaces.messages_surface import routes as messages
-from services.surfaces.messages_surface.static_token import StaticTokenAuth
 from services.surfaces.publish_surface import routes as publish
 from services.tasks.service import TaskService
+
+# The surfaces at the root, beside /api (a sub-application of its own). A new surface joins
+# the gateway and the OpenAPI document by being listed here with its route table.
+ROOT_SURFACES: tuple[Surface, ...] = (agent_tasks.SURFACE, publish.SURFACE, messages.SURFACE)
 
 
 def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
@@ -57,9 +63,12 @@ def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.add_subapp(MOUNT, build_api_app())
     add_metrics_route(app, pool_connect(pool))
-    mount_surface(app, agent_tasks.ROUTES, render=agent_tasks.render, auth=authenticate)
-    mount_surface(app, publish.ROUTES, render=publish.render, auth=authenticate)
-    mount_surface(
-        app, messages.ROUTES, render=messages.render, auth=StaticTokenAuth(settings.api_token)
-    )
+    for surface in ROOT_SURFACES:
+        mount_surface(app, surface, settings)
+    add_docs_routes(app, gateway_document(), mount="")
     return app
+
+
+def gateway_document() -> dict[str, Any]:
+    """The OpenAPI document of every surface, as served at /openapi.json and in openapi.yaml."""
+    return openapi_document([API_SURFACE, *ROOT_SURFACES], title="taskstream", version=API_VERSION)

@@ -137,9 +137,10 @@ class TaskService:
         command = CreateTask(
             task_id=task_id or str(uuid.uuid4()), project_id=project_id, definition=definition
         )
-        self._check_destinations(definition.action, definition.notify_url)
         await self._check_dependencies(project_id, definition.dependencies)
         events = decide(None, command, now=now, allow_commands=self.allow_commands)
+        # After `decide`, so its own refusals (a metadata host, a malformed URL) speak first.
+        self._check_destinations(definition.action, definition.notify_url)
         dedupe = None
         if definition.dedupe_key is not None:
             window = definition.dedupe_window_seconds or DEFAULT_DEDUPE_WINDOW_SECONDS
@@ -201,17 +202,17 @@ class TaskService:
         self, project_id: str, task_id: str, command: TaskCommand, *, actor: Actor
     ) -> TaskState:
         """Apply `command` to an existing task, re-deciding if another writer got there first."""
-        if isinstance(command, UpdateTask):
-            patch = command.patch
-            self._check_destinations(
-                None if patch.action is UNSET else patch.action,
-                None if patch.notify_url is UNSET else patch.notify_url,
-            )
-            if isinstance(patch.dependencies, tuple):
-                await self._check_dependencies(project_id, patch.dependencies)
+        if isinstance(command, UpdateTask) and isinstance(command.patch.dependencies, tuple):
+            await self._check_dependencies(project_id, command.patch.dependencies)
         for _ in range(CONFLICT_RETRIES):
             state = await self.get(project_id, task_id)
             events = decide(state, command, now=self.clock(), allow_commands=self.allow_commands)
+            if isinstance(command, UpdateTask):
+                patch = command.patch
+                self._check_destinations(
+                    None if patch.action is UNSET else patch.action,
+                    None if patch.notify_url is UNSET else patch.notify_url,
+                )
             if not events:
                 return state
             try:

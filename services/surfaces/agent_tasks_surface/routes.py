@@ -32,7 +32,7 @@ from services.surfaces.kit.http_json import read_query, respond
 from services.surfaces.kit.problems import HttpProblem
 from services.surfaces.kit.request_body import read_json
 from services.surfaces.kit.route_table import Handler, Route
-from services.surfaces.kit.surface import actor_of, project_of
+from services.surfaces.kit.surface import Surface, actor_of, project_of
 from services.tasks.queries import TaskFilter, list_tasks
 from services.tasks.service import FiredEvent
 
@@ -160,3 +160,4 @@ ROUTES = [
     Route("POST", "/events", events_handler, "Fire an event", FiredEvent, status=202,
           body=s.EventIn, errors=(400, 401, 413, 415, 422)),
 ]  # fmt: skip
+SURFACE = Surface("agent_tasks", ROUTES, render, s.AgentError)

@@ -15,7 +15,7 @@ from services.surfaces.kit.http_json import respond
 from services.surfaces.kit.openapi import add_docs_routes, openapi_document
 from services.surfaces.kit.problems import HttpProblem
 from services.surfaces.kit.route_table import Handler, add_routes
-from services.surfaces.kit.surface import authenticate, problem_of
+from services.surfaces.kit.surface import Surface, authenticate, problem_of
 
 MOUNT = "/api"
 API_VERSION = "1.0"
@@ -62,16 +62,14 @@ async def authenticated(request: web.Request, handler: Handler) -> web.StreamRes
     return response
 
 
+API_ROUTES = ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES + SYSTEM_ROUTES
+SURFACE = Surface("api", API_ROUTES, render, s.ErrorEnvelope, prefix=MOUNT)
+
+
 def build_api_app() -> web.Application:
-    """The /api sub-application."""
+    """The /api sub-application; its own document (this surface only) at /api/openapi.json."""
     app = web.Application(middlewares=[errors, authenticated])
-    add_routes(app, ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES + SYSTEM_ROUTES)
-    document = openapi_document(
-        ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES + SYSTEM_ROUTES,
-        title="taskstream API",
-        version=API_VERSION,
-        prefix=MOUNT,
-        error_type=s.ErrorEnvelope,
-    )
+    add_routes(app, API_ROUTES)
+    document = openapi_document([SURFACE], title="taskstream API", version=API_VERSION)
     add_docs_routes(app, document, mount=MOUNT)
     return app

@@ -6,7 +6,8 @@ from datetime import datetime
 
 import msgspec
 
-from services.surfaces.api_surface.schemas import Body, PageMeta
+from services.surfaces.api_surface.schemas import Body, PageMeta, PageSize
+from services.surfaces.kit.paging import PageNumber
 
 
 class WebhookCreate(Body):
@@ -67,8 +68,8 @@ class WebhookDeletedEnvelope(msgspec.Struct, kw_only=True):
 
 
 class PageQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    page: int = 1
-    limit: int = 20
+    page: PageNumber = 1
+    limit: PageSize = 20
 
 
 class NotifySecret(msgspec.Struct, kw_only=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import msgspec
@@ -34,9 +35,24 @@ def read_query(request: web.Request, type_: type[T]) -> T:
         return msgspec.convert(raw, type_, strict=False)
     except msgspec.ValidationError as exc:
         field = field_of(str(exc))
-        raise HttpProblem(
-            422,
-            "validation_error",
-            f"query parameter {field or ''}: {exc}".replace("$.", ""),
-            field=field,
-        ) from None
+        message = f"query parameter {field or ''}: {exc}".replace("$.", "")
+        if field is not None and (words := _enum_of(type_, field)):
+            message += f"; one of: {', '.join(words)}"
+        raise HttpProblem(422, "validation_error", message, field=field) from None
+
+
+@lru_cache(maxsize=64)
+def _query_schema(type_: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = msgspec.json.schema(type_)
+    return schema
+
+
+def _enum_of(type_: Any, field: str) -> list[str]:
+    """The words a query parameter accepts, when it is an enumeration."""
+    schema = _query_schema(type_)
+    name = str(schema.get("$ref", "")).rsplit("/", 1)[-1]
+    prop = schema.get("$defs", {}).get(name, {}).get("properties", {}).get(field, {})
+    for option in [prop, *prop.get("anyOf", [])]:
+        if "enum" in option:
+            return [str(word) for word in option["enum"]]
+    return []

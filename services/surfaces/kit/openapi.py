@@ -1,4 +1,10 @@
-"""OpenAPI 3.1 generated from the declared routes and their msgspec structs, and Swagger UI.
+"""OpenAPI 3.1 generated from the surfaces' route tables and their msgspec structs, and Swagger UI.
+
+One document covers every surface (`/openapi.json`); each surface lists its routes once, in its
+route table, and joins the document by being in the gateway's list of surfaces. What a route
+refuses is stated from what the kit enforces for it: 400 (malformed request, NUL bytes) always,
+401 and 429 where it authenticates, 404 for a path with an id, 413/415 where it reads a body, and
+the route's own `errors`. Limits (bounds, enums, required fields, formats) come from the structs.
 
 Swagger UI 5 (the first to read OpenAPI 3.1) comes from the `fastapi-swagger` wheel, installed
 without its dependencies purely for its static files; the package itself is never imported.
@@ -10,7 +16,7 @@ import importlib.util
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from aiohttp import web
@@ -21,49 +27,37 @@ _PATH_PARAM = re.compile(r"{(\w+)}")
 REF = "#/components/schemas/{name}"
 
 
+class DocumentedSurface(Protocol):
+    """What the document needs of a surface (`surface.Surface` is one)."""
+
+    @property
+    def routes(self) -> Sequence[Route]: ...
+    @property
+    def error_type(self) -> Any: ...
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def validation_status(self) -> int: ...
+
+
 def openapi_document(
-    routes: Sequence[Route], *, title: str, version: str, prefix: str, error_type: Any
+    surfaces: Sequence[DocumentedSurface], *, title: str, version: str
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for `routes` served under `prefix`."""
-    types: list[Any] = [error_type]
-    for r in routes:
-        types += [t for t in (r.response, r.body, r.query) if t is not None]
+    """The OpenAPI 3.1 document of `surfaces`."""
+    types: list[Any] = []
+    for surface in surfaces:
+        types.append(surface.error_type)
+        for r in surface.routes:
+            types += [t for t in (r.response, r.body, r.query) if t is not None]
+    types = list(dict.fromkeys(types))
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
     by_type = dict(zip(types, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
-    for r in routes:
-        op: dict[str, Any] = {
-            "summary": r.summary,
-            "operationId": _operation_id(r),
-            "tags": list(r.tags),
-            "parameters": [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                for p in _PATH_PARAM.findall(r.path)
-            ],
-            "responses": {
-                str(r.status): {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": by_type[r.response]}},
-                }
-            },
-        }
-        if r.query is not None:
-            op["parameters"] += _query_parameters(components[_name(by_type[r.query])])
-        if r.body is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": by_type[r.body]}},
-            }
-        for status in r.errors:
-            op["responses"][str(status)] = {
-                "description": _REASONS.get(status, "Error"),
-                "content": {"application/json": {"schema": by_type[error_type]}},
-            }
-        if not r.auth:
-            op["security"] = []
-        for name, value in r.extra.items():  # e.g. header parameters: added to the derived ones
-            op[name] = op.get(name, []) + value if name == "parameters" else value
-        paths.setdefault(prefix + r.path, {})[r.method.lower()] = op
+    for surface in surfaces:
+        for r in surface.routes:
+            paths.setdefault(surface.prefix + r.path, {})[r.method.lower()] = _operation(
+                r, surface, by_type, components
+            )
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
@@ -85,6 +79,60 @@ def openapi_document(
     }
 
 
+def _operation(
+    r: Route, surface: DocumentedSurface, by_type: dict[Any, Any], components: dict[str, Any]
+) -> dict[str, Any]:
+    path_params = _PATH_PARAM.findall(r.path)
+    op: dict[str, Any] = {
+        "summary": r.summary,
+        "operationId": _operation_id(surface.prefix, r),
+        "tags": list(r.tags),
+        "parameters": [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in path_params
+        ],
+        "responses": {
+            str(r.status): {
+                "description": "OK",
+                "content": {"application/json": {"schema": by_type[r.response]}},
+            }
+        },
+    }
+    if r.query is not None:
+        op["parameters"] += _query_parameters(components[_name(by_type[r.query])])
+    if r.body is not None:
+        content: dict[str, Any] = {"schema": by_type[r.body]}
+        if r.example is not None:
+            content["examples"] = {"example": {"value": r.example}}
+        op["requestBody"] = {"required": True, "content": {"application/json": content}}
+    error = {"application/json": {"schema": by_type[surface.error_type]}}
+    for status in sorted(_refusals(r, surface)):
+        op["responses"][str(status)] = {
+            "description": _REASONS.get(status, "Error"),
+            "content": error,
+        }
+    if not r.auth:
+        op["security"] = []
+    for name, value in r.extra.items():  # e.g. header parameters: added to the derived ones
+        op[name] = op.get(name, []) + value if name == "parameters" else value
+    return op
+
+
+def _refusals(r: Route, surface: DocumentedSurface) -> set[int]:
+    statuses = {400, *r.errors}
+    if r.auth:
+        statuses |= {401, 429}
+    if _PATH_PARAM.search(r.path):
+        statuses.add(404)
+    if r.body is not None:
+        statuses |= {413, 415, surface.validation_status}
+    if r.query is not None:
+        statuses.add(surface.validation_status)
+    if surface.validation_status != 422:
+        statuses.discard(422)
+    return statuses
+
+
 _REASONS = {
     400: "Malformed request",
     401: "Missing or invalid credentials",
@@ -94,7 +142,7 @@ _REASONS = {
     413: "Body too large",
     415: "Unsupported content type",
     422: "Validation error naming the field",
-    429: "Too many requests",
+    429: "Too many requests (rate limit, or failed authentications from this address)",
 }
 
 
@@ -102,8 +150,8 @@ def _name(schema: dict[str, Any]) -> str:
     return str(schema["$ref"]).rsplit("/", 1)[-1]
 
 
-def _operation_id(route: Route) -> str:
-    words = re.sub(r"[{}]", "", route.path).strip("/").replace("/", "_")
+def _operation_id(prefix: str, route: Route) -> str:
+    words = re.sub(r"[{}]", "", prefix + route.path).strip("/").replace("/", "_")
     return f"{route.method.lower()}_{words}"
 
 

@@ -24,6 +24,8 @@ class Route:
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
     auth: bool = True
+    # A request body the OpenAPI document shows (and the schema fuzzer sends): one that succeeds.
+    example: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

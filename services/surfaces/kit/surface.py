@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from domain.errors import DomainError
+from infra.settings import Settings
 from services.surfaces.kit.auth import Principal
 from services.surfaces.kit.context import context_of
 from services.surfaces.kit.problems import HttpProblem, from_domain
@@ -124,14 +127,38 @@ def guarded(handler: Handler, render: Render, auth: Authenticate | None) -> Hand
     return wrapped
 
 
-def mount_surface(
-    app: web.Application, routes: Sequence[Route], render: Render, auth: Authenticate | None
-) -> None:
-    """Register a root-level surface's routes; routes with `auth=False` skip `auth`.
+def _default_auth(_: Settings) -> Authenticate:
+    return authenticate
+
+
+@dataclass(frozen=True)
+class Surface:
+    """One API surface as the gateway composes it and the OpenAPI document describes it.
+
+    Its route table is the one place its paths, bodies, queries, examples and refusals are
+    declared: a surface joins the gateway and the document by being in the gateway's list.
+    """
+
+    name: str
+    routes: Sequence[Route]
+    render: Render
+    # The body of its error answers, for the document.
+    error_type: Any
+    prefix: str = ""
+    # A surface whose clients know 400 for every bad input (seed 000) answers no 422.
+    validation_status: int = 422
+    # Builds the surface's authenticator from the settings (seed 001 has its own token).
+    authenticator: Callable[[Settings], Authenticate] = _default_auth
+
+
+def mount_surface(app: web.Application, surface: Surface, settings: Settings) -> None:
+    """Register a root-level surface's routes; routes with `auth=False` skip its auth.
 
     The request guard answers refusals that precede the handler in the same `render` shape.
     """
+    auth = surface.authenticator(settings)
     renders = app.setdefault(SURFACE_RENDERS, {})
-    for route in routes:
-        handler = guarded(route.handler, render, auth if route.auth else None)
-        renders[app.router.add_route(route.method, route.path, handler).resource] = render
+    for route in surface.routes:
+        handler = guarded(route.handler, surface.render, auth if route.auth else None)
+        resource = app.router.add_route(route.method, route.path, handler).resource
+        renders[resource] = surface.render

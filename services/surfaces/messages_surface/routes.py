@@ -12,9 +12,10 @@ from services.surfaces.kit.one_shot_callback import create_callback
 from services.surfaces.kit.problems import HttpProblem
 from services.surfaces.kit.request_body import read_json
 from services.surfaces.kit.route_table import Route
-from services.surfaces.kit.surface import actor_of, project_of
+from services.surfaces.kit.surface import Surface, actor_of, project_of
 from services.surfaces.messages_surface import schemas as s
 from services.surfaces.messages_surface.health import health_handler
+from services.surfaces.messages_surface.static_token import StaticTokenAuth
 from services.surfaces.messages_surface.translation import (
     FIELD_NAMES,
     KEY_HELD_AFTER_DUE,
@@ -148,3 +149,10 @@ ROUTES = [
         auth=False,
     ),
 ]
+SURFACE = Surface(
+    "messages",
+    ROUTES,
+    render,
+    s.ErrorOut,
+    authenticator=lambda settings: StaticTokenAuth(settings.api_token),
+)

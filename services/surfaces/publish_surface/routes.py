@@ -12,7 +12,7 @@ from services.surfaces.kit.one_shot_callback import create_callback
 from services.surfaces.kit.problems import HttpProblem
 from services.surfaces.kit.request_body import read_json
 from services.surfaces.kit.route_table import Route
-from services.surfaces.kit.surface import actor_of, project_of
+from services.surfaces.kit.surface import Surface, actor_of, project_of
 from services.surfaces.publish_surface import schemas as s
 from services.surfaces.publish_surface.translation import FIELD_NAMES, callback_from
 
@@ -70,3 +70,5 @@ ROUTES = [
         tags=("publish",),
     ),
 ]
+# Seed 000's clients know 400 for every bad input: render answers a 422 as 400.
+SURFACE = Surface("publish", ROUTES, render, s.ErrorOut, validation_status=400)
