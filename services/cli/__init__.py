@@ -6,8 +6,9 @@ import argparse
 import logging
 import sys
 
+from infra.log_format import configure_logging
 from infra.settings import load_settings
-from services.cli import events, jobs, projections, projects, serve, tasks
+from services.cli import events, jobs, projections, openapi, projects, serve, tasks
 from services.cli.serve import event_loop_factory
 
 __all__ = ["event_loop_factory", "main", "parser"]
@@ -17,7 +18,7 @@ def parser() -> argparse.ArgumentParser:
     """The whole command line: one group of subcommands per module of this package."""
     p = argparse.ArgumentParser(prog="taskstream", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (serve, tasks, jobs, events, projections, projects):
+    for group in (serve, tasks, jobs, events, projections, projects, openapi):
         group.add_commands(sub)
     return p
 
@@ -29,9 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     args = parser().parse_args(argv)

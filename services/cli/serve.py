@@ -36,6 +36,7 @@ from services.projector.projector import Projector
 from services.relay.process import kafka_for_dev, new_relay, required_bootstrap
 from services.runs.handlers import load_handler_modules
 from services.scheduler.dispatcher import Scheduler, SchedulerConfig
+from services.surfaces.kit.server_log import request_error_log
 from services.tasks.service import TaskService
 from services.webhooks.pump import WebhookPump
 from services.worker.main import broker_for, run_sender, serve_worker, webhook_sender, worker_id
@@ -71,7 +72,9 @@ async def _serve(
             loop.add_signal_handler(sig, stop.set)
         runner = None
         if port:
-            runner = web.AppRunner(build_app(settings, pool), access_log=None)
+            runner = web.AppRunner(
+                build_app(settings, pool), access_log=None, logger=request_error_log()
+            )
             await runner.setup()
             await web.TCPSite(runner, host, port).start()
             print(

@@ -143,7 +143,7 @@ ROUTES = [
     Route("GET", "/tasks", list_handler, "List tasks", s.AgentTaskList, query=s.AgentTasksQuery,
           errors=(401, 422)),
     Route("POST", "/tasks", create_handler, "Create a task", s.AgentTaskOut, status=201,
-          body=s.AgentTaskCreate, errors=(400, 401, 413, 415, 422)),
+          body=s.AgentTaskCreate, errors=(400, 401, 413, 415, 422), example=s.CREATE_EXAMPLE),
     Route("GET", _TASK, get_handler, "Get a task", s.AgentTaskOut, errors=(401, 404)),
     Route("PUT", _TASK, update_handler, "Update a task (partial)", s.AgentTaskOut,
           body=s.AgentTaskUpdate, errors=_BAD_BODY),
@@ -158,6 +158,7 @@ ROUTES = [
     Route("POST", _TASK + "/cancel", _bodiless(CancelTask), "Cancel for good", s.AgentTaskOut,
           errors=(401, 404, 409)),
     Route("POST", "/events", events_handler, "Fire an event", FiredEvent, status=202,
-          body=s.EventIn, errors=(400, 401, 413, 415, 422)),
+          body=s.EventIn, errors=(400, 401, 413, 415, 422),
+          example={"name": "ticket.created", "payload": {"ticket": 42}}),
 ]  # fmt: skip
 SURFACE = Surface("agent_tasks", ROUTES, render, s.AgentError)

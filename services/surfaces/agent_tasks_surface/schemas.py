@@ -42,6 +42,19 @@ class AgentTaskCreate(Body):
     concurrency_key: str | None = None
 
 
+# The document's task-definition.json example (the schema fuzzer's successful create).
+CREATE_EXAMPLE = {
+    "title": "Daily digest",
+    "description": "Summarise yesterday's tickets for the team",
+    "schedule_kind": "cron",
+    "schedule_expr": "0 9 * * *",
+    "timezone": "Europe/Chisinau",
+    "payload": {"steps": ["fetch", "summarise", "post"]},
+    "created_by": "6f1c2a9e-3b7d-4c8e-9a41-2d5e8f7b0c13",
+    "priority": 2,
+}
+
+
 class AgentTaskUpdate(Body):
     """Every create field, all optional: only the ones given change."""
 

@@ -65,6 +65,18 @@ class TaskCreate(Body):
     notify_url: str | None = None
 
 
+# The document's example of a create (and the schema fuzzer's successful one).
+CREATE_EXAMPLE = {
+    "name": "Nightly report",
+    "description": "Build yesterday's report",
+    "action": {"kind": "http", "url": "https://example.com/hooks/report", "method": "POST"},
+    "scheduled_at": "2099-01-01T02:00:00Z",
+    "priority": 7,
+    "max_retries": 3,
+    "tags": ["reports"],
+}
+
+
 class TaskUpdate(Body):
     name: str | UnsetType = UNSET
     command: str | UnsetType = UNSET

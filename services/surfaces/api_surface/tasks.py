@@ -232,6 +232,7 @@ ROUTES = [
         s.TaskEnvelope,
         status=201,
         body=s.TaskCreate,
+        example=s.CREATE_EXAMPLE,
         errors=(400, 401, 409, 413, 415, 422),
         tags=("tasks",),
         extra={"parameters": [_IDEMPOTENCY_KEY]},

@@ -155,6 +155,7 @@ async def rotate_notify_secret_handler(request: web.Request) -> web.Response:
 WEBHOOK_ROUTES = [
     Route("POST", "/webhooks", create_handler, "Create a webhook endpoint (secret shown once)",
           w.WebhookCreatedEnvelope, status=201, body=w.WebhookCreate,
+          example={"url": "https://example.com/hooks/taskstream", "events": ["task.completed"]},
           errors=(400, 401, 409, 415, 422), tags=("webhooks",)),
     Route("GET", "/webhooks", list_handler, "List webhook endpoints", w.WebhookListEnvelope,
           query=w.PageQuery, errors=(401, 422), tags=("webhooks",)),

@@ -118,6 +118,12 @@ ROUTES = [
         s.MessageStatus,
         body=s.MessageIn,
         errors=(400, 401, 409, 413, 415, 422),
+        example={
+            "id": "unique-message-id",
+            "scheduleTo": "2099-01-01T00:00:00Z",
+            "payload": {"hello": "world"},
+            "webhookUrl": "https://example.com/webhook",
+        },
         tags=("messages",),
     ),
     Route(

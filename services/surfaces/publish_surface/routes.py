@@ -57,6 +57,18 @@ ROUTES = [
         s.PublishOut,
         body=s.PublishIn,
         errors=(400, 401, 413, 415),
+        # projectId must be the caller's own; the fuzzer puts its project's id in.
+        example={
+            "timestamp": "2099-01-01T00:00:00Z",
+            "projectId": "your-project-id",
+            "body": {
+                "callbackUrl": "https://example.com/callback",
+                "method": "POST",
+                "headers": {"Content-Type": "application/json"},
+                "body": '{"hello": "world"}',
+                "taskTag": "greeting",
+            },
+        },
         tags=("publish",),
     ),
     Route(
