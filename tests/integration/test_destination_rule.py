@@ -13,9 +13,17 @@ from typing import Any
 import asyncpg
 import pytest
 
+from domain.retry_policy import RetryPolicy
+from infra.egress_client import EgressClient
+from infra.egress_guard import parse_allow_list
+from infra.group_commit import GroupCommitter
+from services.runs.executor import RunExecutor
+from services.tasks.service import TaskService
 from tests.integration.api_harness import Api, running_api
+from tests.integration.receiver import running_receiver
 from tests.integration.test_agent_tasks import agent_task
 from tests.integration.test_api_tasks import http_task
+from tests.integration.test_execution_path import Rig, run_schedulers, stop_all
 
 FORBIDDEN = [
     "http://127.0.0.1:9/x",
@@ -133,3 +141,32 @@ async def test_the_operators_allow_list_opens_a_range_on_every_surface(pool: asy
             json=http_task(action={"kind": "http", "url": "http://169.254.169.254/"}),
         )
         assert status == 422, "metadata addresses stay refused whatever the allow-list says"
+
+
+async def test_a_destination_refused_at_call_time_fails_for_good_without_retries(
+    pool: asyncpg.Pool,
+) -> None:
+    # The gateway's rule let the address in (its allow-list), the worker's guard does not: the
+    # call is refused at connect time, once, and the run is not retried.
+    committer = GroupCommitter(pool, max_batch=64, flushers=2)
+    tasks = TaskService(pool, committer, egress_allow=parse_allow_list("127.0.0.0/8"))
+    try:
+        async with running_receiver() as receiver, EgressClient("") as strict:
+            executor = RunExecutor(pool, tasks, strict, worker_id="w-test", lease_seconds=3.0,
+                                   random_unit=lambda: 0.0)  # fmt: skip
+            rig = Rig(pool, tasks, executor, receiver)
+            _, stop, loops = await run_schedulers(rig)
+            task = await rig.create("/refused", retry=RetryPolicy(max_retries=3))
+            await rig.wait_status(task.task_id, "failed")
+            await stop_all(stop, loops)
+            assert receiver.calls("/refused") == []
+    finally:
+        await committer.close()
+    rows = await pool.fetch(
+        "SELECT type, data->>'reason' AS reason, data->>'final' AS final FROM events"
+        " WHERE stream_id = $1 AND type IN ('task.failed', 'task.retrying')",
+        f"task-{task.task_id}",
+    )
+    assert [(r["type"], r["reason"], r["final"]) for r in rows] == [
+        ("task.failed", "egress_refused", "true")
+    ]

@@ -4,6 +4,7 @@ and nothing a client sends can start a log line of its own."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -42,26 +43,25 @@ def new_lines(gateway: Gateway, before: int, fragment: str, timeout: float = 5.0
     raise AssertionError(f"no line with {fragment!r}: {gateway.process.drain()[before:]}")
 
 
-@pytest.mark.parametrize(
-    "request_bytes",
-    [
-        b"GET /api/tasks?x=" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /api/tasks HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 20_000 + b"\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
-    ],
-    ids=["long-url", "long-header", "header-without-colon", "bad-content-length"],
-)
+MALFORMED = {
+    "long-url": b"GET /api/tasks?x=" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "long-header": b"GET /api/tasks HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 20_000 + b"\r\n\r\n",
+    "header-without-colon": b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+    "bad-content-length": b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+}
+
+
 async def test_a_malformed_request_logs_one_warning_line_and_no_traceback(
-    gateway: Gateway, request_bytes: bytes
+    gateway: Gateway,
 ) -> None:
-    before = len(gateway.process.drain())
-    answer = await asyncio.to_thread(raw_exchange, gateway.base, request_bytes)
-    assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
-    lines = new_lines(gateway, before, "malformed request")
-    assert len(lines) == 1, lines
-    assert " WARNING " in lines[0] and "Traceback" not in lines[0]
-    assert len(lines[0]) < 600, "the warning quotes the request, but only the start of it"
+    for name, request_bytes in MALFORMED.items():
+        before = len(gateway.process.drain())
+        answer = await asyncio.to_thread(raw_exchange, gateway.base, request_bytes)
+        assert re.match(rb"HTTP/1\.[01] 400 ", answer), (name, answer[:200])
+        lines = new_lines(gateway, before, "malformed request")
+        assert len(lines) == 1, (name, lines)
+        assert " WARNING " in lines[0] and "Traceback" not in lines[0], (name, lines)
+        assert len(lines[0]) < 600, "the warning quotes the request, but only the start of it"
 
 
 async def test_a_request_cannot_forge_a_log_line(gateway: Gateway) -> None:
@@ -75,7 +75,7 @@ async def test_a_request_cannot_forge_a_log_line(gateway: Gateway) -> None:
     answer = await asyncio.to_thread(raw_exchange, gateway.base, request.encode())
     # A malformed request after it: once its warning is out, anything the first logged is too.
     await asyncio.to_thread(raw_exchange, gateway.base, b"GET /x HTTP/1.1\r\nBad\r\n\r\n")
-    assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert re.match(rb"HTTP/1\.[01] 400 ", answer), answer[:300]
     lines = new_lines(gateway, before, "malformed request")
     assert not any(line.startswith(forged[:10]) and "admin" in line for line in lines), lines
     assert not any("Traceback" in line or "internal" in line for line in lines), lines
