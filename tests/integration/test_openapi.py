@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 from openapi_spec_validator import validate
 
+from services.gateway.app import ROOT_SURFACES, gateway_document
+from services.surfaces.api_surface.surface import SURFACE as API_SURFACE
 from services.surfaces.api_surface.tasks import ROUTES
 from tests.integration.api_harness import running_api
 
@@ -41,3 +45,19 @@ async def test_openapi_document_is_valid_and_complete(pool: asyncpg.Pool) -> Non
         "sort",
         "order",
     }
+
+
+async def test_the_root_document_covers_every_surface_as_committed(pool: asyncpg.Pool) -> None:
+    async with running_api(pool) as api:
+        async with api.session.get(api.base + "/openapi.json") as r:
+            assert r.status == 200
+            doc = await r.json()
+    validate(doc)
+    assert doc == json.loads(json.dumps(gateway_document()))
+    operations = {(m, p) for p, item in doc["paths"].items() for m in item}
+    for surface in (API_SURFACE, *ROOT_SURFACES):
+        for route in surface.routes:
+            assert (route.method.lower(), surface.prefix + route.path) in operations
+    # Seed 000 answers 400 for every bad input, so its document promises no 422.
+    assert "422" not in doc["paths"]["/publish"]["post"]["responses"]
+    assert "422" in doc["paths"]["/messages"]["post"]["responses"]
