@@ -8,7 +8,7 @@ import sys
 
 from infra.log_format import configure_logging
 from infra.settings import load_settings
-from services.cli import events, jobs, projections, openapi, projects, serve, tasks
+from services.cli import events, jobs, openapi, projections, projects, serve, tasks
 from services.cli.serve import event_loop_factory
 
 __all__ = ["event_loop_factory", "main", "parser"]

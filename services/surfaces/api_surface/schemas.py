@@ -14,8 +14,8 @@ from msgspec import UNSET, UnsetType
 
 from domain.actions import Action
 from domain.task_definition import MisfirePolicy, OverlapPolicy
-from services.surfaces.kit.problems import HttpProblem
 from services.surfaces.kit.paging import Offset, PageNumber
+from services.surfaces.kit.problems import HttpProblem
 from services.surfaces.kit.request_body import Body
 
 BackoffName = Literal["exponential_jitter", "linear", "fixed"]
