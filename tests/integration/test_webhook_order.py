@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from infra.egress_client import EgressClient
-from services.webhook_delivery import WebhookDeliverer
-from services.webhook_pump import WebhookPump
+from services.webhooks.delivery import WebhookDeliverer
+from services.webhooks.pump import WebhookPump
 from tests.integration.api_harness import running_api
 from tests.integration.receiver import running_receiver
 from tests.integration.test_api_tasks import http_task

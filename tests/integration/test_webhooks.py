@@ -39,10 +39,12 @@ class Hooks:
         return dict(created["data"])
 
     async def pump_once(self) -> None:
-        """Fan out everything new and deliver whatever is due right now."""
+        """Fan out everything new and deliver whatever is due right now (a task's deliveries
+        one after another: each becomes due when the one before it is delivered)."""
         while await self.pump.fan_out():
             pass
-        await self.pump.send_due()
+        while await self.pump.send_due():
+            pass
 
 
 @pytest.fixture
