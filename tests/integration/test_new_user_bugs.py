@@ -14,11 +14,18 @@ from typing import Any
 import asyncpg
 import pytest
 
+from domain.actions import HttpAction
+from domain.commands import CancelTask
+from services.runs.handlers import load_handler_modules
+from tests.integration import sample_handlers
 from tests.integration.api_harness import Api, running_api
 from tests.integration.callback_rig import callbacks_running
 from tests.integration.holding_receiver import holding_receiver
 from tests.integration.test_api_tasks import http_task
+from tests.integration.test_execution_path import USER, Rig, rig, run_schedulers, stop_all
 from tests.integration.test_publish_surface import publish, publish_body
+
+__all__ = ["rig"]  # the fixture, imported for pytest
 
 STOP_BOUND_SECONDS = 1.0
 MESSAGES_TOKEN = "messages-token"
@@ -312,3 +319,43 @@ async def test_agent_tasks_show_the_last_outcome_and_say_canceled(api: Api) -> N
         status, refused, _ = await api.call("POST", f"/tasks/{other['id']}/{verb}")
         assert status == 409, refused
         assert "cancelled" not in refused["message"] and "canceled" in refused["message"]
+
+
+async def test_cancel_cancels_a_handlers_coroutine_within_a_second(api: Api) -> None:
+    assert "waits-until-stopped" in load_handler_modules(["tests.integration.sample_handlers"])
+    async with callbacks_running(api):
+        task_id = await create(
+            api, {"name": "waits", "action": {"kind": "handler", "name": "waits-until-stopped"}}
+        )
+
+        async def started() -> bool:
+            return task_id in sample_handlers.STARTED
+
+        await poll(started, "the handler to start")
+        sent = await stop_run(api, task_id, "cancel")
+
+        async def stopped() -> bool:
+            return task_id in sample_handlers.STOPPED_AT
+
+        await poll(stopped, "the handler to be cancelled", timeout=5)
+        took = sample_handlers.STOPPED_AT[task_id] - sent
+        assert took < STOP_BOUND_SECONDS, f"the handler was cancelled {took:.3f} s after"
+        await assert_recorded_as_cancelled(api, task_id, "cancel")
+
+
+async def test_without_the_signal_the_heartbeat_still_stops_a_cancelled_run(rig: Rig) -> None:
+    # This executor never listens (as when a worker's listening connection is down): its
+    # heartbeat, every third of the 3 s lease, finds the run no longer running.
+    _, stop, loops = await run_schedulers(rig)
+    async with holding_receiver() as held:
+        task = await rig.create(
+            "/held", action=HttpAction(url=held.url + "/held"), timeout_seconds=60
+        )
+        call = await held.first_call()
+        sent = time.monotonic()
+        await rig.tasks.execute(rig.project, task.task_id, CancelTask(), actor=USER)
+        await asyncio.wait_for(call.closed.wait(), 5)
+        assert call.closed_at is not None
+        assert call.closed_at - sent < rig.executor.lease_seconds / 3 + 0.5
+    await stop_all(stop, loops)
+    assert "task.completed" not in await rig.types(task.task_id)
