@@ -233,16 +233,8 @@ async def test_rate_limit_headers_say_the_documented_limit(api: Api) -> None:
     assert 0 <= int(response.headers["X-RateLimit-Remaining"]) <= 100
 
 
-async def test_health_names_redis_as_the_document_does(pool: asyncpg.Pool) -> None:
-    async with running_api(pool, broker_url="redis://127.0.0.1:6379/0") as api:
-        async with api.session.get(api.base + "/health") as r:
-            assert r.status == 200
-            assert await r.json() == {
-                "status": "healthy",
-                "database": "connected",
-                "broker": "connected",
-                "redis": "connected",
-            }
+# /health's "redis" key: test_messages_surface.py::test_health_probes_the_broker[redis] and the
+# health tests beside it.
 
 
 # --- a one-shot in the past, on every surface --------------------------------------------------

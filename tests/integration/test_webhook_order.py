@@ -11,40 +11,16 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from infra.egress_client import EgressClient
-from services.webhooks.delivery import WebhookDeliverer
-from services.webhooks.pump import WebhookPump
-from tests.integration.api_harness import running_api
-from tests.integration.receiver import running_receiver
 from tests.integration.test_api_tasks import http_task
-from tests.integration.test_webhooks import Hooks, run_task_to_completion, verified
+from tests.integration.test_webhooks import Hooks, run_task_to_completion, running_hooks, verified
 
 ORDER = ["task.created", "task.started", "task.completed"]
 
 
 @pytest.fixture
 async def concurrent_hooks(pool: asyncpg.Pool) -> AsyncIterator[Hooks]:
-    """Like `hooks`, but every due delivery is handed to its own coroutine at once, as a pool
-    of worker threads does."""
-    async with (
-        running_api(pool, egress_allow_cidrs="127.0.0.0/8") as api,
-        running_receiver() as receiver,
-        EgressClient("127.0.0.0/8") as egress,
-    ):
-        deliverer = WebhookDeliverer(pool, egress, schedule=(0.2, 0.2, 0.2))
-        results: list[str] = []
-        in_flight: set[asyncio.Task[None]] = set()
-
-        async def deliver(delivery_id: str, attempts: int) -> None:
-            results.append(await deliverer.deliver(delivery_id, attempts))
-
-        async def send(delivery_id: str, attempts: int) -> None:
-            task = asyncio.create_task(deliver(delivery_id, attempts))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-
-        yield Hooks(api, receiver, WebhookPump(pool, send), deliverer, results)
-        await asyncio.gather(*in_flight, return_exceptions=True)
+    async with running_hooks(pool, concurrent=True) as hooks:
+        yield hooks
 
 
 def event_of(body: bytes) -> str:
