@@ -2,8 +2,9 @@
 
 The command gets its own process group, so a stop (cancel, timeout) reaches whatever the shell
 started: SIGTERM first, SIGKILL after `grace_seconds`. Its stdout and stderr are read line by
-line as they come; the first `max_lines` lines (each cut at `max_line_chars`) are kept for the
-task's logs, and the last `tail_bytes` of the combined output for the run's result.
+line as they come; the first `max_lines` lines of each stream (each cut at `max_line_chars`;
+per stream, so a noisy stdout cannot crowd out the stderr that explains a failure) are kept for
+the task's logs, and the last `tail_bytes` of the combined output for the run's result.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Literal
 
 Stream = Literal["stdout", "stderr"]
 
-MAX_LINES = 200
+MAX_LINES = 100  # per stream
 MAX_LINE_CHARS = 1000
 TAIL_BYTES = 1024
 GRACE_SECONDS = 0.5
@@ -37,6 +38,7 @@ class CommandRun:
     grace_seconds: float = GRACE_SECONDS
     lines: list[tuple[Stream, str]] = field(default_factory=list)
     lines_not_kept: int = 0
+    _kept: dict[str, int] = field(default_factory=lambda: {"stdout": 0, "stderr": 0})
     tail: bytearray = field(default_factory=bytearray)
     exit_code: int | None = None
     stopped_with: str | None = None  # the signal a stop needed: SIGTERM or SIGKILL
@@ -45,13 +47,22 @@ class CommandRun:
     async def run(self, limit_seconds: float) -> None:
         """Run to the end or to `limit_seconds` (then stopped, `timed_out`); a cancel of the
         caller stops the process group before the CancelledError goes on."""
-        process = await asyncio.create_subprocess_shell(
-            self.command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
+        spawn = asyncio.ensure_future(
+            asyncio.create_subprocess_shell(
+                self.command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
         )
+        try:
+            process = await asyncio.shield(spawn)
+        except asyncio.CancelledError:
+            # Stopped while starting: the process may already run, so wait for it and stop it.
+            with contextlib.suppress(OSError):
+                await self._stop(await spawn)
+            raise
         assert process.stdout is not None and process.stderr is not None
         readers = [
             asyncio.create_task(self._read(process.stdout, "stdout")),
@@ -108,9 +119,10 @@ class CommandRun:
         del self.tail[: max(0, len(self.tail) - self.tail_bytes)]
 
     def _keep_line(self, stream: Stream, raw: bytes) -> None:
-        if len(self.lines) >= self.max_lines:
+        if self._kept[stream] >= self.max_lines:
             self.lines_not_kept += 1
             return
+        self._kept[stream] += 1
         text = raw.decode("utf-8", "replace").rstrip("\r")[: self.max_line_chars]
         self.lines.append((stream, text))
 

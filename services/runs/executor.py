@@ -336,7 +336,9 @@ def _log_output(run: CommandRun, lines: RunLog) -> None:
     for stream, text in run.lines:
         lines.add("info" if stream == "stdout" else "warn", f"{stream}: {text}")
     if run.lines_not_kept:
-        lines.add("info", f"… {run.lines_not_kept} lines not logged (at most {run.max_lines})")
+        lines.add(
+            "info", f"… {run.lines_not_kept} lines not logged (at most {run.max_lines} per stream)"
+        )
     run.lines.clear()
     run.lines_not_kept = 0
 

@@ -131,7 +131,8 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize(
     ("script", "signal_used"),
-    [("exec sleep 60", "SIGTERM"), ("trap '' TERM; sleep 60; sleep 60", "SIGKILL")],
+    # The pid is written after the trap is set, so the cancel always finds it in place.
+    [("", "SIGTERM"), ("trap '' TERM; ", "SIGKILL")],
     ids=["stops-on-term", "ignores-term"],
 )
 async def test_cancel_terminates_a_running_command_within_a_second(
@@ -140,7 +141,7 @@ async def test_cancel_terminates_a_running_command_within_a_second(
     pid_file = tmp_path / "pid"
     async with callbacks_running(api, allow_commands=True):
         task_id = await create(
-            api, {"name": "sleeper", "command": f"echo $$ > {pid_file}; {script}"}
+            api, {"name": "sleeper", "command": f"{script}echo $$ > {pid_file}; sleep 60; sleep 60"}
         )
 
         async def started() -> int:
