@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from scripts.bench.dev_server import dev_server  # noqa: E402
 from tests.integration.holding_receiver import holding_receiver  # noqa: E402
+from tests.integration.processes import pid_alive  # noqa: E402
 
 
 async def _until(check: object, timeout: float = 30.0) -> None:
@@ -34,14 +35,6 @@ async def _until(check: object, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("gave up waiting")
         await asyncio.sleep(0.002)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def _create(http: aiohttp.ClientSession, base: str, body: dict) -> str:
@@ -80,7 +73,7 @@ async def command_round(http: aiohttp.ClientSession, base: str, script: str) -> 
         await _until(lambda: pid_file.exists() and pid_file.read_text().strip())
         pid = int(pid_file.read_text())
         sent, request = await _cancel(http, base, task_id)
-        await _until(lambda: not _alive(pid))
+        await _until(lambda: not pid_alive(pid))
         return time.monotonic() - sent, request
 
 

@@ -4,7 +4,6 @@ and processes. Each test failed on the code before its fix."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from tests.integration import sample_handlers
 from tests.integration.api_harness import Api, running_api
 from tests.integration.callback_rig import callbacks_running
 from tests.integration.holding_receiver import holding_receiver
+from tests.integration.processes import pid_alive
 from tests.integration.test_api_tasks import http_task
 from tests.integration.test_execution_path import USER, Rig, rig, run_schedulers, stop_all
 from tests.integration.test_publish_surface import publish, publish_body
@@ -121,14 +121,6 @@ async def test_cancel_or_delete_aborts_a_held_http_call_within_a_second(api: Api
         await assert_recorded_as_cancelled(api, task_id, how)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize(
     ("script", "signal_used"),
     # The pid is written after the trap is set, so the cancel always finds it in place.
@@ -158,7 +150,7 @@ async def test_cancel_terminates_a_running_command_within_a_second(
 
 
 async def _gone(pid: int) -> bool:
-    return not _alive(pid)
+    return not pid_alive(pid)
 
 
 # --- every run writes log lines ---------------------------------------------------------------
