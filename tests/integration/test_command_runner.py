@@ -18,7 +18,8 @@ async def test_lines_of_each_stream_are_kept_bounded_with_the_exit_code() -> Non
     assert ("stdout", "one") in run.lines and ("stderr", "two") in run.lines
     # At most 50 per stream: stdout's flood does not crowd out stderr's one line.
     assert len(run.lines) == 51 and run.lines_not_kept == 502 - 50
-    assert run.output.endswith("500\nno-newline")
+    # The two pipes are read side by side, so only each stream's own order is fixed.
+    assert "500\nno-newline" in run.output
     assert len(run.tail) <= 1024
 
 
