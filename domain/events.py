@@ -44,10 +44,11 @@ class TaskResumed(_Event, frozen=True, tag="task.resumed"):
 
 class TaskCancelled(_Event, frozen=True, tag="task.cancelled"):
     reason: str | None = None
+    run_id: str | None = None  # the run this stopped, if one was under way
 
 
 class TaskDeleted(_Event, frozen=True, tag="task.deleted"):
-    pass
+    run_id: str | None = None  # the run this stopped, if one was under way
 
 
 class TaskCheckpointed(_Event, frozen=True, tag="task.checkpointed"):

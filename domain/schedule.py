@@ -5,8 +5,9 @@ Everything here is pure: the current time is always passed in, never read.
 Kinds
 -----
 * ``once``: ``expr`` is an ISO-8601 instant with a UTC offset, normalised to UTC with a
-  trailing ``Z`` (``2026-01-01T09:00:00Z``). Up to 300 s in the past is accepted and runs
-  immediately (clock-skew tolerance).
+  trailing ``Z`` (``2026-01-01T09:00:00Z``). An instant already past is kept as written and
+  is due at once: the run starts as soon as possible and its dispatch records how late it was
+  (``due_at`` is the instant asked for), the same on every surface.
 * ``cron``: five fields (minute hour day-of-month month day-of-week), Vixie syntax: ``*``,
   values, ranges, steps, lists, month and weekday names, weekday 7 = Sunday; or one of
   ``@hourly @daily @midnight @weekly @monthly @yearly @annually``. Day-of-month and
@@ -79,7 +80,6 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True):
 
 HORIZON_YEARS = 5
 _HORIZON = timedelta(days=366 * HORIZON_YEARS)
-_ONCE_SKEW = timedelta(seconds=300)
 _TICK = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Searches stop here so that stepping a few years on never leaves datetime's range.
@@ -107,11 +107,6 @@ def validate_schedule(schedule: Schedule, *, now: datetime) -> Schedule:
     expr = schedule.expr
     if schedule.kind == "once":
         instant = parse_once(expr)
-        if instant < now - _ONCE_SKEW:
-            raise ValidationError(
-                f"once time {_iso(instant)} is in the past (now is {_iso(now)})",
-                field="schedule.expr",
-            )
         if start_at is not None and instant < start_at:
             raise ValidationError(
                 f"once time {_iso(instant)} is before start_at {_iso(start_at)}",

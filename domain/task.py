@@ -33,7 +33,13 @@ from domain.schedule import first_occurrence, next_occurrence, validate_schedule
 from domain.task_definition import TaskDefinition
 
 Lifecycle = Literal["active", "paused", "cancelled", "deleted"]
-RunStatus = Literal["pending", "dispatched", "running", "completed", "failed", "retrying"]
+RunStatus = Literal[
+    "pending", "dispatched", "running", "completed", "failed", "retrying", "cancelled"
+]
+# Run states a cancel or delete interrupts: the run ends as `cancelled` and nothing it reports
+# afterwards is recorded.
+INTERRUPTIBLE = ("dispatched", "running", "retrying")
+RunOutcome = Literal["completed", "failed", "cancelled"]
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 5000
@@ -71,6 +77,10 @@ class TaskState(msgspec.Struct, frozen=True, kw_only=True):
     runs_failed: int = 0
     lease_until: datetime | None = None
     due_at: datetime | None = None
+    # Where a snooze moved the next run; kept through a pause so a resume honours it.
+    snoozed_until: datetime | None = None
+    # How the latest run ended (a failed attempt counts), so a finished task reads as finished.
+    last_outcome: RunOutcome | None = None
 
 
 def public_status(state: TaskState) -> str:
@@ -156,7 +166,7 @@ def decide(
     if state is None or state.lifecycle == "deleted":
         raise NotFound("task not found")
     if isinstance(command, DeleteTask):
-        return [ev.TaskDeleted(at=now)]
+        return [ev.TaskDeleted(at=now, run_id=_interrupted_run(state))]
     if isinstance(command, UpdateTask):
         return _decide_update(state, command, now=now, allow_commands=allow_commands)
     if isinstance(command, CheckpointTask):
@@ -177,7 +187,7 @@ def decide(
             return []
         if _finished(state):
             raise InvalidState(f"task has already {state.run_status}; nothing to cancel")
-        return [ev.TaskCancelled(at=now, reason=command.reason)]
+        return [ev.TaskCancelled(at=now, reason=command.reason, run_id=_interrupted_run(state))]
     if isinstance(command, RetryTask):
         _refuse_if_cancelled(state, "retry")
         if state.run_status != "failed":
@@ -214,6 +224,11 @@ def _refuse_if_cancelled(state: TaskState, verb: str) -> None:
 def _refuse_unless_active(state: TaskState, verb: str) -> None:
     if state.lifecycle != "active":
         raise InvalidState(f"cannot {verb} a {state.lifecycle} task")
+
+
+def _interrupted_run(state: TaskState) -> str | None:
+    """The run a cancel or delete stops now, if one is under way."""
+    return state.run_id if state.run_status in INTERRUPTIBLE else None
 
 
 def _finished(state: TaskState) -> bool:
@@ -283,15 +298,17 @@ def _decide_snooze(state: TaskState, command: SnoozeTask, *, now: datetime) -> l
 
 def _next_run_on_resume(state: TaskState, now: datetime) -> datetime | None:
     schedule = state.definition.schedule
+    snoozed = state.snoozed_until
     if schedule.kind == "once":
-        # A one-shot whose time passed while paused is due now rather than lost.
-        return (
-            None
-            if _finished(state) or state.runs_completed
-            else first_occurrence(schedule, now=now)
-        )
+        # A one-shot whose time (or snoozed time) passed while paused is due now, not lost.
+        if _finished(state) or state.runs_completed:
+            return None
+        return snoozed if snoozed is not None else first_occurrence(schedule, now=now)
     if state.run_status == "retrying" and state.next_run_at is not None:
         return max(state.next_run_at, now)
+    if snoozed is not None and snoozed > now:
+        return snoozed
+    # Occurrences that came due while paused (a snoozed one included) are not made up.
     return next_occurrence(schedule, now - timedelta(microseconds=1))
 
 
@@ -312,21 +329,25 @@ def evolve(state: TaskState | None, event: ev.TaskEvent) -> TaskState:
     s = msgspec.structs.replace(state, version=state.version + 1, updated_at=event.at)
     replace = msgspec.structs.replace
     if isinstance(event, ev.TaskUpdated):
-        return replace(s, definition=event.definition, next_run_at=event.next_run_at)
+        # A new schedule replaces the occurrence a snooze had moved.
+        snoozed = None if "schedule" in event.changed else s.snoozed_until
+        return replace(
+            s, definition=event.definition, next_run_at=event.next_run_at, snoozed_until=snoozed
+        )
     if isinstance(event, ev.TaskPaused):
         return replace(s, lifecycle="paused")
     if isinstance(event, ev.TaskResumed):
         return replace(s, lifecycle="active", next_run_at=event.next_run_at)
     if isinstance(event, ev.TaskCancelled):
-        return replace(s, lifecycle="cancelled", next_run_at=None)
+        return _interrupt(replace(s, lifecycle="cancelled", next_run_at=None), event)
     if isinstance(event, ev.TaskDeleted):
-        return replace(s, lifecycle="deleted", next_run_at=None)
+        return _interrupt(replace(s, lifecycle="deleted", next_run_at=None), event)
     if isinstance(event, ev.TaskCheckpointed):
         return replace(s, checkpoint_data=event.data)
     if isinstance(event, ev.TaskTriggered):
         return replace(s, next_run_at=event.due_at)
     if isinstance(event, ev.TaskSnoozed):
-        return replace(s, next_run_at=event.next_run_at)
+        return replace(s, next_run_at=event.next_run_at, snoozed_until=event.next_run_at)
     if isinstance(event, ev.TaskMisfired | ev.TaskOccurrenceSkipped):
         return replace(s, next_run_at=event.next_run_at)
     if isinstance(event, ev.TaskDispatched):
@@ -340,6 +361,7 @@ def evolve(state: TaskState | None, event: ev.TaskEvent) -> TaskState:
             error=None,
             lease_until=event.lease_until,
             due_at=event.due_at,
+            snoozed_until=None,
         )
     if isinstance(event, ev.TaskStarted):
         return replace(
@@ -356,9 +378,9 @@ def evolve(state: TaskState | None, event: ev.TaskEvent) -> TaskState:
             run_status="pending" if s.next_run_at is not None else "completed",
             result=event.result,
             completed_at=event.at,
-            worker_id=None,
             lease_until=None,
             runs_completed=s.runs_completed + 1,
+            last_outcome="completed",
         )
     if isinstance(event, ev.TaskFailed):
         waiting = s.next_run_at is not None and event.final
@@ -367,9 +389,9 @@ def evolve(state: TaskState | None, event: ev.TaskEvent) -> TaskState:
             run_status="pending" if waiting else "failed",
             error=event.error,
             completed_at=event.at,
-            worker_id=None,
             lease_until=None,
             runs_failed=s.runs_failed + (1 if event.final else 0),
+            last_outcome="failed",
         )
     if isinstance(event, ev.TaskRetrying):
         return replace(
@@ -380,6 +402,16 @@ def evolve(state: TaskState | None, event: ev.TaskEvent) -> TaskState:
             next_run_at=event.next_attempt_at,
         )
     raise TypeError(f"unknown event {event!r}")  # pragma: no cover
+
+
+def _interrupt(state: TaskState, event: ev.TaskCancelled | ev.TaskDeleted) -> TaskState:
+    """End the run a cancel or delete stopped: it is `cancelled`, and its lease is void."""
+    if event.run_id is None or state.run_status not in INTERRUPTIBLE:
+        return state
+    return msgspec.structs.replace(
+        state, run_status="cancelled", lease_until=None, completed_at=event.at,
+        last_outcome="cancelled",
+    )  # fmt: skip
 
 
 def fold(events: Iterable[ev.TaskEvent], state: TaskState | None = None) -> TaskState | None:

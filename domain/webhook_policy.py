@@ -33,11 +33,17 @@ class TaskSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TaskWebhook(msgspec.Struct, frozen=True, kw_only=True):
-    """Seed 002's webhook payload."""
+    """Seed 002's webhook payload, plus where the event sits in the log.
+
+    Deliveries about one task go out in log order per endpoint; `event_id` and `stream_version`
+    let a receiver drop a repeat and check it has seen every earlier event of the task.
+    """
 
     event: str
     timestamp: datetime
     task: TaskSnapshot
+    event_id: str
+    stream_version: int
 
 
 def wants(endpoint_events: tuple[str, ...], event_type: str) -> bool:
@@ -49,11 +55,13 @@ def wants(endpoint_events: tuple[str, ...], event_type: str) -> bool:
     return event_type in endpoint_events
 
 
-def task_payload(event_type: str, at: datetime, state: TaskState) -> TaskWebhook:
+def task_payload(event_type: str, at: datetime, state: TaskState, *, event_id: str) -> TaskWebhook:
     """The payload for a task event, from the task as that event left it."""
     return TaskWebhook(
         event=event_type,
         timestamp=at,
+        event_id=event_id,
+        stream_version=state.version,
         task=TaskSnapshot(
             id=state.task_id,
             name=state.definition.name,

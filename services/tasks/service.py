@@ -257,6 +257,7 @@ class TaskService:
         actor: Actor,
         dedupe: DedupeClaim | None = None,
         slot: Slot | None = None,
+        also: Sequence[InlineWrite] = (),
     ) -> TaskState:
         new_state = fold(events, state)
         assert new_state is not None
@@ -280,12 +281,21 @@ class TaskService:
             slot=slot,
         )
         view = InlineWrite(UPSERT_SQL, task_view_row(new_state, encode(new_state)))
-        await self.committer.submit(item, [view])
+        await self.committer.submit(item, [view, *also])
         count_appended(state, events)
         return new_state
 
     async def record(
-        self, state: TaskState, events: list[TaskEvent], *, actor: Actor, slot: Slot | None = None
+        self,
+        state: TaskState,
+        events: list[TaskEvent],
+        *,
+        actor: Actor,
+        slot: Slot | None = None,
+        also: Sequence[InlineWrite] = (),
     ) -> TaskState:
-        """Append events already decided against `state` (execution paths decide their own)."""
-        return await self._append(state, state.task_id, state.project_id, events, actor, slot=slot)
+        """Append events already decided against `state` (execution paths decide their own);
+        `also` are rows to write in the same transaction (a run's log lines)."""
+        return await self._append(
+            state, state.task_id, state.project_id, events, actor, slot=slot, also=also
+        )

@@ -35,6 +35,16 @@ RETURNING d.attempts, d.payload::text AS payload, e.endpoint_id, e.url, e.disabl
 """
 
 
+# The next delivery of this one's stream waited for it: wake the pump (LISTEN ts_due) now.
+_WAKE_NEXT = """
+SELECT pg_notify('ts_due', '') FROM webhook_deliveries d
+ WHERE d.delivery_id = $1 AND d.stream_id IS NOT NULL
+   AND EXISTS (SELECT 1 FROM webhook_deliveries n
+                WHERE n.endpoint_id = d.endpoint_id AND n.stream_id = d.stream_id
+                  AND n.status = 'pending' AND n.stream_version > d.stream_version)
+"""
+
+
 class WebhookDeliverer:
     """Sends webhook attempts for one worker process."""
 
@@ -132,6 +142,7 @@ class WebhookDeliverer:
                 delivery_id,
                 outcome,
             )
+            await conn.execute(_WAKE_NEXT, delivery_id)
 
     @staticmethod
     async def _record(

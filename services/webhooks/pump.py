@@ -30,11 +30,19 @@ CHECKPOINT = "webhooks"
 TASK_ENDPOINT_PREFIX = "wht_"
 SendDelivery = Callable[[str, int], Awaitable[None]]
 
-_CLAIM_DUE = """
+# Per endpoint, one stream's deliveries go in log order: none is sent while an earlier one of
+# its stream to that endpoint is still pending (in flight or waiting for a retry).
+IN_LOG_ORDER = """NOT EXISTS (
+    SELECT 1 FROM webhook_deliveries earlier
+     WHERE earlier.endpoint_id = w.endpoint_id AND earlier.stream_id = w.stream_id
+       AND earlier.status = 'pending' AND earlier.stream_version < w.stream_version)"""
+
+_CLAIM_DUE = f"""
 WITH due AS (
-    SELECT delivery_id FROM webhook_deliveries
+    SELECT delivery_id FROM webhook_deliveries w
      WHERE status = 'pending' AND next_attempt_at <= now()
        AND (claimed_until IS NULL OR claimed_until < now())
+       AND {IN_LOG_ORDER}
      ORDER BY next_attempt_at
      LIMIT $1
      FOR UPDATE SKIP LOCKED
@@ -44,10 +52,11 @@ UPDATE webhook_deliveries d SET claimed_until = now() + make_interval(secs => $2
 RETURNING d.delivery_id, d.attempts
 """
 
-_NEXT_DUE = """
+_NEXT_DUE = f"""
 SELECT GREATEST(0, EXTRACT(EPOCH FROM min(next_attempt_at) - now()))::float8
-  FROM webhook_deliveries
+  FROM webhook_deliveries w
  WHERE status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
+   AND {IN_LOG_ORDER}
 """
 
 
@@ -87,12 +96,13 @@ class WebhookPump:
         if deliveries:
             await conn.execute(
                 """INSERT INTO webhook_deliveries (delivery_id, endpoint_id, project_id,
-                          event_id, event_type, payload)
+                          event_id, event_type, payload, stream_id, stream_version)
                    SELECT d.delivery_id, d.endpoint_id, d.project_id, d.event_id,
-                          d.event_type, d.payload
+                          d.event_type, d.payload, d.stream_id, d.stream_version
                      FROM jsonb_to_recordset($1::jsonb) AS d(
                           delivery_id text, endpoint_id text, project_id text,
-                          event_id uuid, event_type text, payload jsonb)
+                          event_id uuid, event_type text, payload jsonb,
+                          stream_id text, stream_version bigint)
                    ON CONFLICT (endpoint_id, event_id) DO NOTHING""",
                 encode(deliveries).decode(),
             )
@@ -161,6 +171,9 @@ class WebhookPump:
                     "event_id": str(event.event_id),
                     "event_type": event.type,
                     "payload": msgspec.Raw(payload),
+                    # Worker events are not ordered against anything.
+                    "stream_id": event.stream_id if state is not None else None,
+                    "stream_version": event.version if state is not None else None,
                 }
                 for endpoint_id in sent_to
             )
@@ -197,8 +210,9 @@ class WebhookPump:
         if not streams:
             return set()
         rows = await conn.fetch(
+            # A deleted task notifies no more (its queued deliveries were dropped at the delete).
             "SELECT task_id FROM task_view WHERE task_id = ANY($1::text[])"
-            " AND state->'definition'->>'notify_url' IS NOT NULL",
+            " AND lifecycle <> 'deleted' AND state->'definition'->>'notify_url' IS NOT NULL",
             [stream.removeprefix("task-") for stream in streams],
         )
         return {f"task-{r[0]}" for r in rows}
@@ -243,7 +257,9 @@ class WebhookPump:
                     worker=msgspec.Raw(event.data.encode()),
                 )
             )
-        return encode(task_payload(event.type, event.recorded_at, state))
+        return encode(
+            task_payload(event.type, event.recorded_at, state, event_id=str(event.event_id))
+        )
 
     async def send_due(self) -> int:
         """Hand due deliveries to the workers; returns how many."""

@@ -118,12 +118,15 @@ def declare_worker(
             lease_seconds=settings.lease_seconds,
             allow_commands=allow_commands,
         )
+        # One pooled connection listens for cancels and deletes of the runs in progress.
+        await executor.listen()
         registry = WorkerRegistry(pool, ident, socket.gethostname(), "0.1.0")
         await registry.start()
         deliverer = WebhookDeliverer(pool, egress, schedule=webhook_schedule(settings))
         return WorkerResources(pool, committer, egress, executor, registry, deliverer)
 
     async def close(resources: WorkerResources) -> None:
+        await resources.executor.close()
         await resources.registry.stop()
         await resources.egress.close()
         await resources.committer.close()

@@ -93,3 +93,12 @@ def dev_server(data_dir: Path, port: int, env: dict[str, str], *extra: str) -> I
     finally:
         if proc.popen.poll() is None:
             proc.stop()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id still exists (a reaped child does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

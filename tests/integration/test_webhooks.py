@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,14 +40,18 @@ class Hooks:
         return dict(created["data"])
 
     async def pump_once(self) -> None:
-        """Fan out everything new and deliver whatever is due right now."""
+        """Fan out everything new and deliver whatever is due right now (a task's deliveries
+        one after another: each becomes due when the one before it is delivered)."""
         while await self.pump.fan_out():
             pass
-        await self.pump.send_due()
+        while await self.pump.send_due():
+            pass
 
 
-@pytest.fixture
-async def hooks(pool: asyncpg.Pool) -> AsyncIterator[Hooks]:
+@asynccontextmanager
+async def running_hooks(pool: asyncpg.Pool, *, concurrent: bool = False) -> AsyncIterator[Hooks]:
+    """A gateway, a receiver and a pump whose sends deliver at once: awaited one by one, or
+    (`concurrent`) each in its own coroutine, as a pool of worker threads does."""
     async with (
         running_api(pool, egress_allow_cidrs="127.0.0.0/8") as api,
         running_receiver() as receiver,
@@ -54,11 +59,26 @@ async def hooks(pool: asyncpg.Pool) -> AsyncIterator[Hooks]:
     ):
         deliverer = WebhookDeliverer(pool, egress, schedule=(0.2, 0.2, 0.2))
         results: list[str] = []
+        in_flight: set[asyncio.Task[None]] = set()
 
-        async def send(delivery_id: str, attempts: int) -> None:
+        async def deliver(delivery_id: str, attempts: int) -> None:
             results.append(await deliverer.deliver(delivery_id, attempts))
 
+        async def send(delivery_id: str, attempts: int) -> None:
+            if not concurrent:
+                return await deliver(delivery_id, attempts)
+            task = asyncio.create_task(deliver(delivery_id, attempts))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+
         yield Hooks(api, receiver, WebhookPump(pool, send), deliverer, results)
+        await asyncio.gather(*in_flight, return_exceptions=True)
+
+
+@pytest.fixture
+async def hooks(pool: asyncpg.Pool) -> AsyncIterator[Hooks]:
+    async with running_hooks(pool) as h:
+        yield h
 
 
 def verified(secret: str, seen: object) -> dict:

@@ -207,7 +207,7 @@ def test_execution_events_drive_run_status() -> None:
         "completed",
         {"ok": True},
         1,
-        None,
+        "w1",  # the last worker stays on record
     )
     assert done.version == 3
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from domain.webhook_policy import DEFAULT_SCHEDULE, next_attempt, wants
+from domain.webhook_policy import DEFAULT_SCHEDULE, next_attempt, task_payload, wants
+from tests.unit.test_execution import task
+from tests.unit.test_trigger_snooze import HOURLY
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -37,3 +39,9 @@ def test_retry_after_only_lengthens_and_is_capped() -> None:
     assert capped == NOW + timedelta(days=1)
     ignored = next_attempt(1, now=NOW, status_code=429, retry_after="soon", schedule=(5,))
     assert ignored == NOW + timedelta(seconds=5)
+
+
+def test_a_task_payload_names_its_event_and_stream_version() -> None:
+    state = task(HOURLY)
+    payload = task_payload("task.created", NOW, state, event_id="e-1")
+    assert (payload.event_id, payload.stream_version) == ("e-1", 0)

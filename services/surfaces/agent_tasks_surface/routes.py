@@ -23,6 +23,7 @@ from services.surfaces.agent_tasks_surface import schemas as s
 from services.surfaces.agent_tasks_surface.translation import (
     LIFECYCLE_OF,
     definition_from,
+    in_our_words,
     patch_from,
     renamed,
     task_out,
@@ -39,7 +40,8 @@ from services.tasks.service import FiredEvent
 
 def render(problem: HttpProblem) -> web.Response:
     """Seed 004's error shape: `{"error": code, "message": …, "field": … | null}`."""
-    body = s.AgentError(error=problem.code, message=problem.message, field=problem.field)
+    message = in_our_words(problem.message)
+    body = s.AgentError(error=problem.code, message=message, field=problem.field)
     return respond(body, status=problem.status, headers=problem.headers)
 
 

@@ -15,12 +15,15 @@ from msgspec import UNSET, UnsetType
 
 from domain.retry_policy import Backoff
 from domain.schedule import ScheduleKind
-from domain.task import RunStatus
 from services.surfaces.kit.paging import Offset
 from services.surfaces.kit.request_body import Body
 
 AgentScheduleKind = Literal["cron", "rrule", "once", "event"]
 AgentStatus = Literal["active", "paused", "canceled"]
+AgentRunStatus = Literal[
+    "pending", "dispatched", "running", "completed", "failed", "retrying", "canceled"
+]
+AgentOutcome = Literal["completed", "failed", "canceled"]
 AgentPriority = Annotated[int, msgspec.Meta(ge=1, le=9)]
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -109,7 +112,10 @@ class AgentTaskOut(msgspec.Struct, kw_only=True):
     dedupe_window_seconds: int | None
     concurrency_key: str | None
     status: AgentStatus
-    run_status: RunStatus
+    run_status: AgentRunStatus
+    # How the latest run ended (null before one has): a finished `once` task reads
+    # `status: active`, `next_run_at: null` and this.
+    last_outcome: AgentOutcome | None
     next_run_at: datetime | None
     last_started_at: datetime | None
     last_completed_at: datetime | None

@@ -28,6 +28,18 @@ from services.surfaces.agent_tasks_surface.schemas import (
 
 _STATUS: dict[str, AgentStatus] = {"active": "active", "paused": "paused", "cancelled": "canceled"}
 LIFECYCLE_OF: dict[AgentStatus, str] = {word: core for core, word in _STATUS.items()}
+# The core spells it `cancelled`; this document `canceled`, in answers and in messages alike.
+_CORE_WORD, _OUR_WORD = "cancelled", "canceled"
+
+
+def _ours(word: str) -> str:
+    return _OUR_WORD if word == _CORE_WORD else word
+
+
+def in_our_words(message: str) -> str:
+    """A message of the core's (a 409's reason) in this document's spelling."""
+    return message.replace(_CORE_WORD, _OUR_WORD)
+
 
 # The core names fields by its own paths; this surface's callers wrote these.
 _FIELD_NAMES = {
@@ -168,7 +180,8 @@ def task_out(state: TaskState) -> AgentTaskOut:
         dedupe_window_seconds=d.dedupe_window_seconds,
         concurrency_key=d.concurrency_key,
         status=_STATUS[state.lifecycle],
-        run_status=state.run_status,
+        run_status=_ours(state.run_status),  # type: ignore[arg-type]
+        last_outcome=None if state.last_outcome is None else _ours(state.last_outcome),  # type: ignore[arg-type]
         next_run_at=state.next_run_at,
         last_started_at=state.started_at,
         last_completed_at=state.completed_at,

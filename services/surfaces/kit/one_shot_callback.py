@@ -40,10 +40,10 @@ class Callback(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def due_at(instant: datetime, now: datetime) -> datetime:
-    """When a callback asked for `instant` runs; an instant already past runs at once.
+    """When a callback asked for `instant` runs: then, or at once if it is already past.
 
-    The core refuses one-shots more than 5 minutes late, but these seeds' clients send whatever
-    time they computed (their own examples are in the past), so a late time means "now".
+    The task keeps `instant` as written (so a late run is recorded as late, as on every
+    surface); this is only the time its dedupe claim is measured from.
     """
     if instant.utcoffset() is None:
         raise ValidationError(
@@ -84,7 +84,7 @@ async def create_callback(
         due = due_at(callback.at, ctx.tasks.clock())
         definition = TaskDefinition(
             name=callback.name,
-            schedule=Schedule(kind="once", expr=due.isoformat()),
+            schedule=Schedule(kind="once", expr=callback.at.isoformat()),
             action=HttpAction(
                 url=callback.url,
                 method=callback.method,

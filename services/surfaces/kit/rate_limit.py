@@ -69,11 +69,14 @@ class RateLimiter:
         if len(self._buckets) > 100_000:
             self._buckets.clear()
         self._buckets[key] = (tokens, now)
-        full_in = (self.burst - tokens) / self.rate
+        # The headers state the documented limit, requests per second; the bucket may hold a
+        # burst beyond it, but Remaining never promises more than Limit.
+        limit = max(1, math.ceil(self.rate))
+        back_in = max(0.0, min(limit, self.burst) - tokens) / self.rate
         return Verdict(
             allowed=allowed,
-            limit=self.burst,
-            remaining=int(tokens),
-            reset_epoch=math.ceil(self._wall() + full_in),
+            limit=limit,
+            remaining=min(int(tokens), limit),
+            reset_epoch=math.ceil(self._wall() + back_in),
             retry_after=0 if allowed else max(1, math.ceil((1 - tokens) / self.rate)),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 from aiohttp import web
 
 from services.surfaces.kit.context import context_of
@@ -25,11 +26,14 @@ async def health_handler(request: web.Request) -> web.Response:
         system_health.database(ctx.pool), system_health.broker(ctx.settings.broker_url)
     )
     healthy = database.status != "down" and broker.status != "down"
+    word = _WORDS.get(broker.status, "unknown")
     return respond(
         Health(
             status="healthy" if healthy else "unhealthy",
             database=_WORDS.get(database.status, "unknown"),
-            broker=_WORDS.get(broker.status, "unknown"),
+            broker=word,
+            # The embedded broker of `taskstream dev` is a Redis too.
+            redis=word if broker.kind in ("redis", "embedded") else msgspec.UNSET,
         ),
         status=200 if healthy else 503,
     )

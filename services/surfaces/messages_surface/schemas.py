@@ -47,10 +47,12 @@ class ScheduledJobs(msgspec.Struct, frozen=True):
     count: int
 
 
-class Health(msgspec.Struct, frozen=True):
+class Health(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     database: str
     broker: str
+    # The document's own key, present when the broker is Redis (unset: left out).
+    redis: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class Issue(msgspec.Struct, frozen=True):
