@@ -27,6 +27,7 @@ from infra.db import create_pool  # noqa: E402
 from infra.group_commit import GroupCommitter  # noqa: E402
 from infra.migrations import migrate  # noqa: E402
 from infra.project_store import create_project  # noqa: E402
+from infra.secret_store import Keyring, TaskSecretStore, generate_key, parse_key  # noqa: E402
 from services.tasks.service import Actor, TaskService  # noqa: E402
 from tests.integration.processes import Process, cli_env, taskstream  # noqa: E402
 
@@ -43,6 +44,9 @@ class TaskstreamBurst:
         self.concurrency = concurrency
         self.running: list[Process] = []
         self.spies: list[subprocess.Popen[bytes]] = []
+        # The scheduler and workers must open what this process seals.
+        self.secrets_key = generate_key()
+        self.keyring = Keyring(parse_key(self.secrets_key))
 
     async def schedule(self, n: int, due_at: datetime, receiver_url: str) -> None:
         """Create n one-shot HTTP tasks due at `due_at`."""
@@ -55,7 +59,7 @@ class TaskstreamBurst:
             await conn.close()
         pool = await create_pool(self.dsn, size=8)
         committer = GroupCommitter(pool, max_batch=512, flushers=2)
-        service = TaskService(pool, committer)
+        service = TaskService(pool, committer, secrets=TaskSecretStore(pool, self.keyring))
         actor = Actor("bench", "burst")
         schedule = Schedule(kind="once", expr=due_at.isoformat())
         gate = asyncio.Semaphore(512)
@@ -90,6 +94,7 @@ class TaskstreamBurst:
             TASKSTREAM_WORKER_THREADS=str(self.concurrency),
             TASKSTREAM_METRICS_PORT="0",
             TASKSTREAM_LOG_LEVEL="WARNING",
+            TASKSTREAM_SECRETS_KEY=self.secrets_key,
         )
         roles = ["scheduler"] + ["worker"] * self.processes
         self.running += [Process(taskstream(role), env) for role in roles]

@@ -8,6 +8,7 @@ import asyncpg
 from aiohttp import web
 
 from infra.group_commit import GroupCommitter
+from infra.secret_store import TaskSecretStore, load_keyring
 from infra.settings import Settings
 from services.metrics.http import add_metrics_route, pool_connect
 from services.surfaces.agent_tasks_surface import routes as agent_tasks
@@ -24,7 +25,11 @@ from services.tasks.service import TaskService
 
 
 def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
-    """The root application; the caller owns `pool`, the app owns its group committer."""
+    """The root application; the caller owns `pool`, the app owns its group committer.
+
+    Raises SecretsKeyError when the settings give no secrets key (docs/secrets.md).
+    """
+    keyring = load_keyring(settings)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe_requests])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -34,7 +39,13 @@ def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
         app[CONTEXT] = GatewayContext(
             settings=settings,
             pool=pool,
-            tasks=TaskService(pool, committer, allow_commands=settings.allow_commands),
+            tasks=TaskService(
+                pool,
+                committer,
+                secrets=TaskSecretStore(pool, keyring),
+                allow_commands=settings.allow_commands,
+            ),
+            keyring=keyring,
             auth=Authenticator(pool, settings),
             rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         )

@@ -24,6 +24,7 @@ from infra.group_commit import GroupCommitter
 from services.scheduler.dispatcher import Scheduler, SchedulerConfig
 from services.tasks.service import Actor, TaskService
 from services.worker.main import run_sender
+from tests.integration.api_harness import session_secret_store
 from tests.integration.processes import Process, cli_env, taskstream
 from tests.integration.receiver import running_receiver
 
@@ -47,7 +48,7 @@ async def test_kill_9_of_a_worker_mid_call_is_retried_and_completed_once(
     broker, stop_broker = make_broker(None, broker_dir)
     pool = await asyncpg.create_pool(fresh_dsn, min_size=2, max_size=6)
     committer = GroupCommitter(pool, flushers=1)
-    tasks = TaskService(pool, committer)
+    tasks = TaskService(pool, committer, secrets=session_secret_store(pool))
     workers: list[Process] = []
     stop = asyncio.Event()
     try:
