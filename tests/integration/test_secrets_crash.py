@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from tests.integration.processes import Process, cli_env, free_port, taskstream
+from tests.integration.processes import free_port, loopback_env, start_dev
 from tests.integration.receiver import running_receiver
 from tests.integration.test_workers import eventually
 
@@ -37,17 +37,11 @@ SELECT count(*) FROM pg_locks s JOIN pg_class sc ON sc.oid = s.relation
 """
 
 
-async def _start(data_dir: Path, port: int, env: dict[str, str]) -> Process:
-    proc = Process(taskstream("dev", "--port", str(port), "--data-dir", str(data_dir)), env)
-    await asyncio.to_thread(proc.wait_for, "scheduler ", 90)
-    return proc
-
-
 async def test_kill_9_between_writing_the_secret_and_committing_leaves_no_orphan(
     tmp_path: Path, fresh_dsn: str
 ) -> None:
     data_dir, port = tmp_path / "data", free_port()
-    env = cli_env(TASKSTREAM_DATABASE_URL=fresh_dsn, TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8")
+    env = loopback_env(fresh_dsn, TASKSTREAM_KAFKA_ENABLED="false")
     base = f"http://127.0.0.1:{port}/api/tasks"
     async with running_receiver() as receiver:
 
@@ -57,7 +51,7 @@ async def test_kill_9_between_writing_the_secret_and_committing_leaves_no_orphan
                       "headers": {"Authorization": SECRET}}  # fmt: skip
             return {"name": "crash", "action": action, "scheduled_at": due}
 
-        proc = await _start(data_dir, port, env)
+        proc = await start_dev(data_dir, port, env)
         key = json.loads((data_dir / "credentials.json").read_text())["api_key"]
         auth = {"Authorization": f"ApiKey {key}"}
         db = await asyncpg.connect(fresh_dsn)
@@ -91,7 +85,7 @@ async def test_kill_9_between_writing_the_secret_and_committing_leaves_no_orphan
             assert await db.fetchval("SELECT count(*) FROM events WHERE type = 'task.created'") == 0
             assert await db.fetchval("SELECT count(*) FROM task_view") == 0
 
-            proc = await _start(data_dir, port, env)
+            proc = await start_dev(data_dir, port, env)
             try:
                 async with aiohttp.ClientSession(headers=auth) as http:
                     async with http.post(base, json=task()) as r:

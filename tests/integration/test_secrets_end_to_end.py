@@ -8,7 +8,6 @@ messages, the process's output (its stderr and stdout) or any API answer.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import stat
 import uuid
@@ -20,7 +19,7 @@ import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from tests.integration.processes import Process, cli_env, free_port, taskstream
+from tests.integration.processes import free_port, loopback_env, start_dev
 from tests.integration.receiver import running_receiver
 from tests.integration.test_workers import eventually
 
@@ -71,17 +70,15 @@ async def test_header_values_reach_the_receiver_and_no_log_view_topic_or_answer(
     tmp_path: Path, fresh_dsn: str, kafka: str
 ) -> None:
     data_dir, port = tmp_path / "data", free_port()
-    env = cli_env(
-        TASKSTREAM_DATABASE_URL=fresh_dsn,
-        TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
+    env = loopback_env(
+        fresh_dsn,
         TASKSTREAM_KAFKA_BOOTSTRAP=kafka,
         TASKSTREAM_KAFKA_IDEMPOTENCE="false",
         TASKSTREAM_RELAY_POLL_MS="50",
     )
-    server = Process(taskstream("dev", "--port", str(port), "--data-dir", str(data_dir)), env)
+    server = await start_dev(data_dir, port, env)
     answers: list[str] = []
     try:
-        await asyncio.to_thread(server.wait_for, "scheduler ", 90)
         key_file = data_dir / "secrets.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         creds = json.loads((data_dir / "credentials.json").read_text())
