@@ -58,7 +58,10 @@ def seal_events(
             definition, created = _sealed_definition(event.definition, ref)
             event = msgspec.structs.replace(event, definition=definition)
             change = created if created.ref is not None else change  # nothing to destroy yet
-        elif isinstance(event, ev.TaskUpdated) and "action" in event.changed:
+        elif isinstance(event, ev.TaskUpdated) and (
+            # An update of a task written before sealing carries its values on: move them.
+            "action" in event.changed or unsealed_values(event.definition.action)
+        ):
             definition, change = _sealed_definition(event.definition, ref)
             event = msgspec.structs.replace(event, definition=definition)
         elif isinstance(event, ev.TaskDeleted):

@@ -171,3 +171,12 @@ def test_unsealed_values_are_those_of_actions_without_a_reference() -> None:
     sealed = HttpAction(url="https://e.com", headers={"A": REDACTED}, secret_ref="sec_1")
     assert unsealed_values(sealed) == {}
     assert unsealed_values(None) == {}
+
+
+def test_any_update_of_a_task_stored_before_sealing_moves_its_values_out() -> None:
+    legacy = fold(_created({"Authorization": "Bearer LEGACY"}))  # appended unsealed
+    assert legacy is not None
+    renamed = decide(legacy, UpdateTask(patch=TaskPatch(name="other")), now=NOW)
+    events, change = seal_events(renamed, "sec_9")
+    assert change == SecretChange(ref="sec_9", values={"Authorization": "Bearer LEGACY"})
+    assert "LEGACY" not in repr(events)
