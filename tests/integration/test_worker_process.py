@@ -24,17 +24,18 @@ from infra.group_commit import GroupCommitter
 from services.scheduler.dispatcher import Scheduler, SchedulerConfig
 from services.tasks.service import Actor, TaskService
 from services.worker.main import run_sender
-from tests.integration.api_harness import session_secret_store
-from tests.integration.processes import Process, cli_env, taskstream
+from tests.integration.api_harness import SECRETS_KEY, session_secret_store
+from tests.integration.processes import Process, loopback_env, taskstream
 from tests.integration.receiver import running_receiver
 
 
 def start_worker(data_dir: Path, dsn: str) -> Process:
-    env = cli_env(
-        TASKSTREAM_DATABASE_URL=dsn,
-        TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
+    env = loopback_env(
+        dsn,
         TASKSTREAM_LEASE_SECONDS="2",
         TASKSTREAM_WORKER_THREADS="2",
+        # The worker opens what the test's TaskService sealed.
+        TASKSTREAM_SECRETS_KEY=SECRETS_KEY,
     )
     proc = Process(taskstream("worker", "--data-dir", str(data_dir)), env)
     proc.wait_for("worker running: ", timeout=60)
