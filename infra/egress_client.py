@@ -12,6 +12,12 @@ from `infra.egress_guard` (see its docstring for the threat model):
    literals (it connects to them directly), so literals — in every inet_aton spelling — must be
    refused up front; this also refuses bad schemes, userinfo and local host names without DNS.
 
+Connections are never shared between projects: each `tenant` (project id) gets its own
+connection pool, so a receiver that mis-frames one tenant's request (or a connection left in an
+odd state) cannot touch another tenant's; a call with no tenant uses a connection once. The
+least recently used idle pools are closed beyond `max_tenant_pools`. The client adds no
+`Content-Type` the caller did not give (aiohttp would add `application/octet-stream` to any body).
+
 Other choices that keep the client safe to point at arbitrary URLs: redirects are never followed
 (a 3xx is returned as-is, so a public URL cannot bounce us to an internal one); environment
 proxies are ignored and no cookies are kept between requests (tenants share the session); the
@@ -26,12 +32,15 @@ import asyncio
 import re
 import socket
 import time
+from collections import OrderedDict
 from types import TracebackType
 
 import aiohttp
 import msgspec
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from domain.errors import ValidationError
+from domain.http_headers import validate_headers
 from infra.egress_guard import (
     BLOCKED_DESTINATION,
     EgressRefused,
@@ -98,6 +107,14 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+class _TenantPool:
+    """One tenant's session (and so connection pool), with its requests in flight."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self.in_flight = 0
+
+
 class EgressClient:
     """`async with EgressClient(settings.egress_allow_cidrs) as client: await client.request(…)`.
 
@@ -113,6 +130,7 @@ class EgressClient:
         total_timeout: float = 30,
         *,
         resolver: AbstractResolver | None = None,
+        max_tenant_pools: int = 256,
     ) -> None:
         if max_response_bytes < 0:
             raise ValueError("max_response_bytes must not be negative")
@@ -120,14 +138,25 @@ class EgressClient:
         self.max_response_bytes = max_response_bytes
         self.connect_timeout = connect_timeout
         self.total_timeout = total_timeout
+        self.max_tenant_pools = max_tenant_pools
         self._inner_resolver = resolver
-        self._session: aiohttp.ClientSession | None = None
+        self._resolver: GuardedResolver | None = None
+        self._session: aiohttp.ClientSession | None = None  # tenant None: no reuse
+        self._tenants: OrderedDict[str, _TenantPool] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> EgressClient:
-        inner = self._inner_resolver or aiohttp.ThreadedResolver()
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.allow, inner))
-        self._session = aiohttp.ClientSession(
+        self._resolver = GuardedResolver(
+            self.allow, self._inner_resolver or aiohttp.ThreadedResolver()
+        )
+        self._session = self._new_session(force_close=True)
+        return self
+
+    def _new_session(self, *, force_close: bool) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(resolver=self._resolver, force_close=force_close)
+        return aiohttp.ClientSession(
             connector=connector,
+            connector_owner=True,
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
@@ -135,7 +164,19 @@ class EgressClient:
                 total=self.total_timeout, sock_connect=self.connect_timeout
             ),
         )
-        return self
+
+    def _pool_of(self, tenant: str) -> _TenantPool:
+        pool = self._tenants.pop(tenant, None) or _TenantPool(self._new_session(force_close=False))
+        self._tenants[tenant] = pool  # most recently used last
+        return pool
+
+    def _close_idle_pools(self) -> None:
+        """Close the least recently used idle pools beyond the cap (busy ones stay open)."""
+        excess = len(self._tenants) - self.max_tenant_pools
+        for tenant in [t for t, p in self._tenants.items() if p.in_flight == 0][: max(excess, 0)]:
+            closing = asyncio.create_task(self._tenants.pop(tenant).session.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def __aexit__(
         self,
@@ -146,9 +187,17 @@ class EgressClient:
         await self.close()
 
     async def close(self) -> None:
+        sessions = [p.session for p in self._tenants.values()]
+        self._tenants.clear()
         if self._session is not None:
-            session, self._session = self._session, None
+            sessions.append(self._session)
+            self._session = None
+        for session in sessions:
             await session.close()
+        await asyncio.gather(*self._closing)
+        if self._resolver is not None:  # shared by the connectors, which leave it open
+            resolver, self._resolver = self._resolver, None
+            await resolver.close()
 
     async def request(
         self,
@@ -158,8 +207,12 @@ class EgressClient:
         headers: dict[str, str] | None = None,
         body: bytes | str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - per-call override of total_timeout
+        tenant: str | None = None,
     ) -> EgressResponse:
         """Send one request; never follows redirects.
+
+        `tenant` (the project the call is made for) picks the connection pool; None: a fresh
+        connection, closed afterwards.
 
         Raises EgressRefused (forbidden destination or bad URL), EgressTimeout (the whole
         exchange, body included, took longer than `timeout`, default `total_timeout`) or
@@ -171,22 +224,33 @@ class EgressClient:
         if not _METHOD.fullmatch(method):
             raise ValueError(f"invalid HTTP method {method!r}")
         host = check_url(url, self.allow)
+        try:  # checked at create/update too; here for tasks stored before that rule existed
+            validate_headers(headers or {}, "headers")
+        except ValidationError as exc:
+            raise EgressRefused("bad_headers", exc.message) from None
         send_headers = dict(headers or {})
         present = {name.lower() for name in send_headers}
         if "user-agent" not in present:
             send_headers["User-Agent"] = USER_AGENT
         if "accept-encoding" not in present:
             send_headers["Accept-Encoding"] = "identity"
+        # aiohttp would label any body application/octet-stream; the receiver gets what was asked.
+        skip = () if "content-type" in present else ("Content-Type",)
         data = body.encode() if isinstance(body, str) else body
         limit = self.total_timeout if timeout is None else timeout
+        pool = None if tenant is None else self._pool_of(tenant)
+        session = self._session if pool is None else pool.session
+        if pool is not None:
+            pool.in_flight += 1
         started = time.monotonic()
         try:
             async with asyncio.timeout(limit):
-                async with self._session.request(
+                async with session.request(
                     method,
                     url,
                     headers=send_headers,
                     data=data,
+                    skip_auto_headers=skip,
                     allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=limit, sock_connect=self.connect_timeout),
                 ) as response:
@@ -208,6 +272,10 @@ class EgressClient:
             raise EgressRefused("bad_url", "the URL cannot be used") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise EgressConnectionError(_describe(method, host, exc)) from None
+        finally:
+            if pool is not None:
+                pool.in_flight -= 1
+                self._close_idle_pools()
         return EgressResponse(
             status=status,
             headers=received,

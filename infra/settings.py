@@ -27,6 +27,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_secret: str | None = None
     jwt_audience: str = "taskstream"
     jwt_issuer: str | None = None
+    # AES-256-GCM key (base64url of 32 bytes) sealing header values, webhook and notify secrets
+    # (docs/secrets.md). Unset: the key file `secrets.key` in data_dir, which `taskstream dev`
+    # creates (mode 0600); every process must see the same key.
+    secrets_key: str | None = None
+    # Earlier keys, comma-separated, still accepted for opening while `taskstream secrets rekey`
+    # moves every value to secrets_key (rotation).
+    secrets_previous_keys: str = ""
     # Operators opt in to `command` actions; the API refuses them with 422 otherwise.
     allow_commands: bool = False
     # Largest request body the gateway reads, in bytes.

@@ -28,6 +28,7 @@ from infra.egress_guard import parse_allow_list  # noqa: E402
 from infra.group_commit import GroupCommitter  # noqa: E402
 from infra.migrations import migrate  # noqa: E402
 from infra.project_store import create_project  # noqa: E402
+from infra.secret_store import Keyring, TaskSecretStore, generate_key, parse_key  # noqa: E402
 from services.tasks.service import Actor, TaskService  # noqa: E402
 from tests.integration.processes import Process, cli_env, taskstream  # noqa: E402
 
@@ -44,6 +45,9 @@ class TaskstreamBurst:
         self.concurrency = concurrency
         self.running: list[Process] = []
         self.spies: list[subprocess.Popen[bytes]] = []
+        # The scheduler and workers must open what this process seals.
+        self.secrets_key = generate_key()
+        self.keyring = Keyring(parse_key(self.secrets_key))
 
     async def schedule(self, n: int, due_at: datetime, receiver_url: str) -> None:
         """Create n one-shot HTTP tasks due at `due_at`."""
@@ -56,7 +60,12 @@ class TaskstreamBurst:
             await conn.close()
         pool = await create_pool(self.dsn, size=8)
         committer = GroupCommitter(pool, max_batch=512, flushers=2)
-        service = TaskService(pool, committer, egress_allow=parse_allow_list("127.0.0.0/8"))
+        service = TaskService(
+            pool,
+            committer,
+            secrets=TaskSecretStore(pool, self.keyring),
+            egress_allow=parse_allow_list("127.0.0.0/8"),
+        )
         actor = Actor("bench", "burst")
         schedule = Schedule(kind="once", expr=due_at.isoformat())
         gate = asyncio.Semaphore(512)
@@ -91,6 +100,7 @@ class TaskstreamBurst:
             TASKSTREAM_WORKER_THREADS=str(self.concurrency),
             TASKSTREAM_METRICS_PORT="0",
             TASKSTREAM_LOG_LEVEL="WARNING",
+            TASKSTREAM_SECRETS_KEY=self.secrets_key,
         )
         roles = ["scheduler"] + ["worker"] * self.processes
         self.running += [Process(taskstream(role), env) for role in roles]

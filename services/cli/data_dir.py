@@ -10,10 +10,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncpg
+import msgspec
 
 from infra.embedded_postgres import start_embedded_postgres
 from infra.migrations import migrate
 from infra.project_store import DEFAULT_PROJECT, add_key, create_project, project_by_name
+from infra.secret_store import ensure_key_file, key_file, load_keyring
 from infra.settings import Settings
 from services.cli.flags import described
 
@@ -68,6 +70,23 @@ def write_credentials(data_dir: Path, project_id: str, api_key: str) -> Path:
         json.dump({"project_id": project_id, "api_key": api_key}, out)
     os.chmod(path, 0o600)
     return path
+
+
+def with_secrets_key(settings: Settings, data_dir: Path, *, create: bool = False) -> Settings:
+    """`settings` with the secrets key set: TASKSTREAM_SECRETS_KEY, else `data_dir`/secrets.key.
+
+    `create` (taskstream dev) writes that file, mode 0600, when neither exists. Raises
+    SecretsKeyError (naming the variable) when there is no usable key, before anything starts.
+    """
+    keyed = msgspec.structs.replace(settings, data_dir=str(data_dir))
+    if settings.secrets_key is None:
+        if create:
+            ensure_key_file(keyed)
+        path = key_file(keyed)
+        if path.exists():
+            keyed = msgspec.structs.replace(keyed, secrets_key=path.read_text().strip())
+    load_keyring(keyed)
+    return keyed
 
 
 async def ensure_default_project(conn: asyncpg.Connection, data_dir: Path) -> str | None:

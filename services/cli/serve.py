@@ -20,6 +20,7 @@ from aiohttp import web
 from infra.db import create_pool
 from infra.group_commit import GroupCommitter
 from infra.migrations import migrate
+from infra.secret_store import TaskSecretStore, load_keyring
 from infra.settings import Settings
 from services.cli.data_dir import (
     data_dir_flag,
@@ -28,6 +29,7 @@ from services.cli.data_dir import (
     ensure_default_project,
     migrate_dsn,
     record_kafka,
+    with_secrets_key,
 )
 from services.cli.flags import described
 from services.gateway.app import build_app
@@ -90,12 +92,18 @@ async def _serve(
         scheduling = None
         if broker is not None:
             committer = GroupCommitter(pool, max_batch=settings.group_commit_max, flushers=2)
+            keyring = load_keyring(settings)
             scheduler = Scheduler(
                 pool,
-                TaskService(pool, committer, allow_commands=settings.allow_commands),
+                TaskService(
+                    pool,
+                    committer,
+                    secrets=TaskSecretStore(pool, keyring),
+                    allow_commands=settings.allow_commands,
+                ),
                 run_sender(broker),
                 config=SchedulerConfig(dispatch_lease_seconds=settings.dispatch_lease_seconds),
-                webhooks=WebhookPump(pool, webhook_sender(broker)),
+                webhooks=WebhookPump(pool, webhook_sender(broker), keyring=keyring),
             )
             scheduling = asyncio.create_task(scheduler.run(stop))
             print(f"scheduler {scheduler.id} running")
@@ -138,6 +146,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
         settings = msgspec.structs.replace(settings, allow_commands=True)
     load_handler_modules(args.handlers)
     data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
+    settings = with_secrets_key(settings, data_dir, create=True)
     dsn, stop_db = database_url(settings, data_dir)
     broker, stop_broker = broker_for(settings, data_dir)
     settings, kafka, stop_kafka = kafka_for_dev(settings)
@@ -181,6 +190,7 @@ def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     """Only the gateway: the HTTP API and /metrics (run as many replicas as you like)."""
     host, port = args.host or settings.host, args.port or settings.port
     with database(args, settings) as (data_dir, dsn):
+        settings = with_secrets_key(settings, data_dir)
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(_serve(settings, dsn, data_dir, host=host, port=port, broker=None))
     return 0
@@ -189,6 +199,7 @@ def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     """Only the scheduler (run as many replicas as you like)."""
     with database(args, settings) as (data_dir, dsn):
+        settings = with_secrets_key(settings, data_dir)
         start_metrics_server(settings, "scheduler", dsn=dsn)
         broker, stop_broker = broker_for(settings, data_dir)
         try:
@@ -203,6 +214,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Only a worker: runs the actions of dispatched runs."""
     load_handler_modules(args.handlers)
     with database(args, settings) as (data_dir, dsn):
+        settings = with_secrets_key(settings, data_dir)
         start_metrics_server(settings, "worker")
         broker, stop_broker = broker_for(settings, data_dir)
         try:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from infra.egress_guard import parse_allow_list
 from infra.group_commit import GroupCommitter
+from infra.secret_store import TaskSecretStore, load_keyring
 from infra.settings import Settings
 from services.metrics.http import add_metrics_route, pool_connect
 from services.surfaces.agent_tasks_surface import routes as agent_tasks
@@ -33,7 +34,11 @@ ROOT_SURFACES: tuple[Surface, ...] = (agent_tasks.SURFACE, publish.SURFACE, mess
 
 
 def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
-    """The root application; the caller owns `pool`, the app owns its group committer."""
+    """The root application; the caller owns `pool`, the app owns its group committer.
+
+    Raises SecretsKeyError when the settings give no secrets key (docs/secrets.md).
+    """
+    keyring = load_keyring(settings)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[observe_requests, request_guard(api_render)],
@@ -49,8 +54,13 @@ def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
             settings=settings,
             pool=pool,
             tasks=TaskService(
-                pool, committer, allow_commands=settings.allow_commands, egress_allow=allow
+                pool,
+                committer,
+                secrets=TaskSecretStore(pool, keyring),
+                allow_commands=settings.allow_commands,
+                egress_allow=allow,
             ),
+            keyring=keyring,
             auth=Authenticator(pool, settings),
             rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             auth_failures=RateLimiter(

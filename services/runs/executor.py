@@ -35,6 +35,7 @@ from infra.egress_guard import EgressRefused
 from infra.event_store import WrongExpectedVersion
 from infra.json_codec import decode_state
 from infra.pg_listener import ChannelListener
+from infra.secret_store import SecretUnreadable
 from services.metrics.catalog import RUN_DURATION
 from services.runs.handlers import find_handler
 from services.runs.run_log import RunLog, request_line
@@ -259,7 +260,18 @@ class RunExecutor:
         return Outcome(ok=True, result={"action": None})
 
     async def _http(self, state: TaskState, action: HttpAction, lines: RunLog) -> Outcome:
-        headers = dict(action.headers)
+        try:
+            headers = await self._header_values(state, action)
+        except SecretUnreadable as exc:
+            headers = None
+            log.warning("task %s: header values do not open: %s", state.task_id, exc)
+        if headers is None:
+            lines.add("error", "secret_unavailable: the task's header values cannot be opened")
+            return Outcome(
+                ok=False,
+                error="the task's header values were replaced, deleted or cannot be opened",
+                reason="secret_unavailable",
+            )
         # The same key on every attempt of one run lets receivers drop repeats.
         headers.setdefault("Idempotency-Key", f"{state.task_id}:{state.run_id}")
         lines.add("info", request_line(action.method, action.url))
@@ -269,6 +281,7 @@ class RunExecutor:
             response = await self.egress.request(
                 action.method, action.url, headers=headers, body=action.body,
                 timeout=min(action.timeout_seconds, float(state.definition.timeout_seconds)),
+                tenant=state.project_id,
             )  # fmt: skip
         except EgressTimeout as exc:
             failure = Outcome(ok=False, error=str(exc), reason="timeout")
@@ -289,6 +302,15 @@ class RunExecutor:
         return Outcome(
             ok=False, result=result, error=f"HTTP {response.status}", reason="http_status"
         )
+
+    async def _header_values(self, state: TaskState, action: HttpAction) -> dict[str, str] | None:
+        """The headers to send: the stored values under the action's names (None: gone)."""
+        if action.secret_ref is None:  # no headers, or a task stored before sealing
+            return dict(action.headers)
+        values = await self.tasks.secrets.values(state.project_id, state.task_id, action.secret_ref)
+        if values is None:
+            return None
+        return {name: values.get(name, value) for name, value in action.headers.items()}
 
     async def _handler(self, state: TaskState, action: HandlerAction, lines: RunLog) -> Outcome:
         fn = find_handler(action.name)

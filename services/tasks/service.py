@@ -14,10 +14,12 @@ import asyncpg
 import msgspec
 from msgspec import UNSET
 
+from domain.action_secrets import seal_events
 from domain.actions import HttpAction
-from domain.commands import CreateTask, TaskCommand, TriggerTask, UpdateTask
+from domain.commands import CreateTask, TaskCommand, TaskPatch, TriggerTask, UpdateTask
 from domain.errors import DomainError, InvalidState, NotFound, ValidationError
 from domain.events import SCHEMA_VERSION, TaskEvent, event_type
+from domain.http_headers import REDACTED, with_kept_values
 from domain.task import TaskState, decide, fold
 from domain.task_definition import TaskDefinition
 from infra.egress_guard import IPNetwork, check_destination
@@ -31,6 +33,7 @@ from infra.event_store import (
 )
 from infra.group_commit import GroupCommitter, InlineWrite
 from infra.json_codec import decode_state, encode
+from infra.secret_store import TaskSecretStore, new_ref
 from projections.task_view import UPSERT_SQL, task_view_row
 from services.tasks.metrics import count_appended
 from services.tasks.queries import event_listeners
@@ -80,12 +83,14 @@ class TaskService:
         pool: asyncpg.Pool,
         committer: GroupCommitter,
         *,
+        secrets: TaskSecretStore,
         allow_commands: bool = False,
         egress_allow: Sequence[IPNetwork] = (),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.pool = pool
         self.committer = committer
+        self.secrets = secrets
         self.allow_commands = allow_commands
         # The operator's TASKSTREAM_EGRESS_ALLOW_CIDRS: the create-time destination rule must
         # open exactly what the workers' egress client will open at call time.
@@ -204,8 +209,11 @@ class TaskService:
         """Apply `command` to an existing task, re-deciding if another writer got there first."""
         if isinstance(command, UpdateTask) and isinstance(command.patch.dependencies, tuple):
             await self._check_dependencies(project_id, command.patch.dependencies)
+        given = command
         for _ in range(CONFLICT_RETRIES):
             state = await self.get(project_id, task_id)
+            if isinstance(given, UpdateTask):
+                command = UpdateTask(patch=await self._with_stored_values(state, given.patch))
             events = decide(state, command, now=self.clock(), allow_commands=self.allow_commands)
             if isinstance(command, UpdateTask):
                 patch = command.patch
@@ -220,6 +228,31 @@ class TaskService:
             except WrongExpectedVersion:
                 continue
         raise InvalidState(f"task {task_id} is changing too fast; try again")
+
+    async def _with_stored_values(self, state: TaskState, patch: TaskPatch) -> TaskPatch:
+        """`patch` with each `***` header value replaced by the value stored under its name.
+
+        A patch that restores exactly the stored action becomes the stored action itself, so
+        sending back what a GET showed changes nothing (and writes nothing).
+        """
+        given, current = patch.action, state.definition.action
+        if not (isinstance(given, HttpAction) and isinstance(current, HttpAction)):
+            return patch
+        if REDACTED not in given.headers.values():
+            return patch
+        if current.secret_ref is None:  # written before sealing: the values are still inline
+            stored: dict[str, str] | None = dict(current.headers)
+        else:
+            stored = await self.secrets.values(state.project_id, state.task_id, current.secret_ref)
+        if stored is None:
+            return patch
+        restored = msgspec.structs.replace(
+            given, headers=with_kept_values(given.headers, stored), secret_ref=None
+        )
+        unchanged = msgspec.structs.replace(current, headers=stored, secret_ref=None)
+        return msgspec.structs.replace(
+            patch, action=current if restored == unchanged else restored
+        )
 
     async def fire_event(
         self, project_id: str, name: str, payload: object, *, actor: Actor
@@ -259,6 +292,9 @@ class TaskService:
         slot: Slot | None = None,
         also: Sequence[InlineWrite] = (),
     ) -> TaskState:
+        # Header values leave the events here, on every path: they go to the secret store in
+        # the same transaction (docs/secrets.md).
+        events, secret_change = seal_events(events, new_ref())
         new_state = fold(events, state)
         assert new_state is not None
         metadata = {"actor": f"{actor.kind}:{actor.id}"}
@@ -280,8 +316,10 @@ class TaskService:
             dedupe=dedupe,
             slot=slot,
         )
-        view = InlineWrite(UPSERT_SQL, task_view_row(new_state, encode(new_state)))
-        await self.committer.submit(item, [view, *also])
+        writes = [InlineWrite(UPSERT_SQL, task_view_row(new_state, encode(new_state)))]
+        if secret_change is not None:
+            writes.insert(0, self.secrets.write(project_id, task_id, secret_change))
+        await self.committer.submit(item, [*writes, *also])
         count_appended(state, events)
         return new_state
 

@@ -17,6 +17,7 @@ from domain import webhook_signing
 from domain.webhook_policy import DEFAULT_SCHEDULE, next_attempt
 from infra.egress_client import EgressClient, EgressConnectionError, EgressTimeout
 from infra.egress_guard import EgressRefused
+from infra.secret_store import Keyring, SecretUnreadable, notify_owner, webhook_owner
 from services.metrics.catalog import WEBHOOK_ATTEMPTS
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ UPDATE webhook_deliveries d SET attempts = d.attempts + 1
  WHERE d.delivery_id = $1 AND d.status = 'pending' AND d.attempts = $2
    AND e.endpoint_id = d.endpoint_id
 RETURNING d.attempts, d.payload::text AS payload, e.endpoint_id, e.url, e.disabled_at,
+          e.project_id, e.task_id,
           CASE WHEN e.task_id IS NULL THEN e.secret
                ELSE (SELECT n.secret FROM notify_secrets n WHERE n.project_id = e.project_id)
           END AS secret
@@ -53,10 +55,12 @@ class WebhookDeliverer:
         pool: asyncpg.Pool,
         egress: EgressClient,
         *,
+        keyring: Keyring,
         schedule: tuple[float, ...] = DEFAULT_SCHEDULE,
     ) -> None:
         self.pool = pool
         self.egress = egress
+        self.keyring = keyring
         self.schedule = schedule
 
     async def deliver(self, delivery_id: str, attempts_seen: int) -> str:
@@ -73,8 +77,13 @@ class WebhookDeliverer:
         if claim["disabled_at"] is not None:
             await self._close(delivery_id, attempt, "failed", None, "endpoint is disabled", 0.0)
             return "failed"
+        try:
+            secret = self._signing_secret(claim)
+        except SecretUnreadable as exc:
+            await self._close(delivery_id, attempt, "failed", None, f"signing secret: {exc}", 0.0)
+            return "failed"
         body = claim["payload"].encode()
-        headers = webhook_signing.headers(claim["secret"], delivery_id, int(time.time()), body)
+        headers = webhook_signing.headers(secret, delivery_id, int(time.time()), body)
         headers["Content-Type"] = "application/json"
         started = time.perf_counter()
         status: int | None = None
@@ -82,7 +91,12 @@ class WebhookDeliverer:
         retry_after: str | None = None
         try:
             response = await self.egress.request(
-                "POST", claim["url"], headers=headers, body=body, timeout=DELIVERY_TIMEOUT_SECONDS
+                "POST",
+                claim["url"],
+                headers=headers,
+                body=body,
+                timeout=DELIVERY_TIMEOUT_SECONDS,
+                tenant=claim["project_id"],
             )
             status = response.status
             retry_after = response.headers.get("retry-after")
@@ -124,6 +138,14 @@ class WebhookDeliverer:
                 when,
             )
         return "retry"
+
+    def _signing_secret(self, claim: asyncpg.Record) -> str:
+        """The endpoint's secret, or for a task's notify_url the project's notify secret."""
+        if claim["task_id"] is None:
+            owner = webhook_owner(claim["endpoint_id"])
+        else:
+            owner = notify_owner(claim["project_id"])
+        return self.keyring.open_text(claim["secret"], owner)
 
     async def _close(
         self,

@@ -22,6 +22,7 @@ from domain.webhook_policy import SUPPORTED_EVENTS, TASK_EVENTS, task_payload, w
 from infra.checkpointed_feed import consume
 from infra.event_store import RecordedEvent
 from infra.json_codec import decode_event, encode
+from infra.secret_store import Keyring
 from services.webhooks.notify_secrets import ensure_notify_secrets
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,16 @@ class WebhookPump:
     """Turns log events into deliveries and hands due deliveries to the workers."""
 
     def __init__(
-        self, pool: asyncpg.Pool, send: SendDelivery, *, batch: int = 500, claim_seconds: float = 60
+        self,
+        pool: asyncpg.Pool,
+        send: SendDelivery,
+        *,
+        keyring: Keyring,
+        batch: int = 500,
+        claim_seconds: float = 60,
     ) -> None:
         self.pool = pool
+        self.keyring = keyring
         self.send = send
         self.batch = batch
         self.claim_seconds = claim_seconds
@@ -182,12 +190,11 @@ class WebhookPump:
             out = [d for d in out if d["endpoint_id"] not in disabled]
         return out
 
-    @staticmethod
     async def _upsert_task_endpoints(
-        conn: asyncpg.Connection, rows: list[dict[str, str]]
+        self, conn: asyncpg.Connection, rows: list[dict[str, str]]
     ) -> set[str]:
         """Create or re-point per-task endpoints; returns the ids that are disabled."""
-        await ensure_notify_secrets(conn, sorted({r["project_id"] for r in rows}))
+        await ensure_notify_secrets(conn, self.keyring, sorted({r["project_id"] for r in rows}))
         # A changed URL re-enables an endpoint that a 410 had disabled: it is a new receiver.
         result = await conn.fetch(
             """INSERT INTO webhook_endpoints (endpoint_id, project_id, url, secret, task_id)

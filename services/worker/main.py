@@ -25,6 +25,7 @@ from infra.broker import enqueue, install_broker, make_broker
 from infra.db import create_pool
 from infra.egress_client import EgressClient
 from infra.group_commit import GroupCommitter
+from infra.secret_store import TaskSecretStore, load_keyring
 from infra.settings import Settings
 from infra.worker_runtime import LoopResources, run_worker
 from services.fleet.registry import WorkerRegistry
@@ -110,9 +111,15 @@ def declare_worker(
             settings.egress_allow_cidrs, max_response_bytes=settings.egress_max_response_bytes
         )
         await egress.__aenter__()
+        keyring = load_keyring(settings)
         executor = RunExecutor(
             pool,
-            TaskService(pool, committer, allow_commands=allow_commands),
+            TaskService(
+                pool,
+                committer,
+                secrets=TaskSecretStore(pool, keyring),
+                allow_commands=allow_commands,
+            ),
             egress,
             worker_id=ident,
             lease_seconds=settings.lease_seconds,
@@ -122,7 +129,9 @@ def declare_worker(
         await executor.listen()
         registry = WorkerRegistry(pool, ident, socket.gethostname(), "0.1.0")
         await registry.start()
-        deliverer = WebhookDeliverer(pool, egress, schedule=webhook_schedule(settings))
+        deliverer = WebhookDeliverer(
+            pool, egress, keyring=keyring, schedule=webhook_schedule(settings)
+        )
         return WorkerResources(pool, committer, egress, executor, registry, deliverer)
 
     async def close(resources: WorkerResources) -> None:

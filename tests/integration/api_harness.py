@@ -12,10 +12,21 @@ import asyncpg
 from aiohttp.test_utils import TestServer
 
 from infra.project_store import create_project
+from infra.secret_store import Keyring, TaskSecretStore, generate_key, parse_key
 from infra.settings import Settings
 from services.gateway.app import build_app
 
 JWT_SECRET = "test-secret-at-least-32-bytes-long!!"
+# One key for every in-process gateway, executor and deliverer of the test session.
+SECRETS_KEY = generate_key()
+
+
+def session_keyring() -> Keyring:
+    return Keyring(parse_key(SECRETS_KEY))
+
+
+def session_secret_store(pool: asyncpg.Pool) -> TaskSecretStore:
+    return TaskSecretStore(pool, session_keyring())
 
 
 @dataclass
@@ -54,7 +65,11 @@ class Api:
 
 @asynccontextmanager
 async def running_api(pool: asyncpg.Pool, **settings: Any) -> AsyncIterator[Api]:
-    defaults: dict[str, Any] = {"jwt_secret": JWT_SECRET, "max_body_bytes": 64 * 1024}
+    defaults: dict[str, Any] = {
+        "jwt_secret": JWT_SECRET,
+        "max_body_bytes": 64 * 1024,
+        "secrets_key": SECRETS_KEY,
+    }
     app = build_app(Settings(**{**defaults, **settings}), pool)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()

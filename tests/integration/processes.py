@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import signal
@@ -79,8 +80,22 @@ def cli_env(**overrides: str | None) -> dict[str, str]:
     return env
 
 
+def loopback_env(dsn: str, **overrides: str | None) -> dict[str, str]:
+    """cli_env for a service over `dsn` whose callbacks may reach receivers on loopback."""
+    return cli_env(
+        TASKSTREAM_DATABASE_URL=dsn, TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8", **overrides
+    )
+
+
 def taskstream(*args: str) -> list[str]:
     return [sys.executable, "-m", "services.cli", *args]
+
+
+async def start_dev(data_dir: Path, port: int, env: dict[str, str]) -> Process:
+    """`taskstream dev`, once its scheduler runs (the last part to start), from an async test."""
+    server = Process(taskstream("dev", "--port", str(port), "--data-dir", str(data_dir)), env)
+    await asyncio.to_thread(server.wait_for, "scheduler ", 90)
+    return server
 
 
 @contextmanager

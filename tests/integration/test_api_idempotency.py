@@ -15,7 +15,7 @@ from services.scheduler.dispatcher import RunMessage, Scheduler
 from services.surfaces.api_surface import schemas as s
 from services.tasks.idempotent_create import fingerprint
 from services.tasks.service import TaskService
-from tests.integration.api_harness import Api, running_api
+from tests.integration.api_harness import Api, running_api, session_secret_store
 from tests.integration.test_api_tasks import http_task
 
 
@@ -87,9 +87,7 @@ async def test_concurrent_repeats_make_one_task(api: Api) -> None:
 
 async def test_after_24_hours_the_key_is_free_again(api: Api) -> None:
     _, first, _ = await _create(api, "daily")
-    await api.pool.execute(
-        "UPDATE idempotency_keys SET created_at = now() - interval '25 hours'"
-    )
+    await api.pool.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
     status, second, r = await _create(api, "daily", http_task(name="a new day"))
     assert status == 201 and "Idempotent-Replayed" not in r.headers
     assert second["data"]["id"] != first["data"]["id"]
@@ -146,7 +144,9 @@ async def test_the_scheduler_sweeps_expired_reservations(api: Api) -> None:
         async def send(runs: list[RunMessage]) -> None:
             raise AssertionError("nothing is due")
 
-        await Scheduler(api.pool, TaskService(api.pool, committer), send).tick()
+        await Scheduler(
+            api.pool, TaskService(api.pool, committer, secrets=session_secret_store(api.pool)), send
+        ).tick()
     finally:
         await committer.close()
     left = await api.pool.fetch("SELECT idem_key FROM idempotency_keys")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import aiohttp
 from standardwebhooks.webhooks import Webhook
 
-from tests.integration.processes import Process, cli_env, free_port, taskstream
+from tests.integration.processes import free_port, loopback_env, start_dev
 from tests.integration.receiver import running_receiver
 from tests.integration.test_workers import eventually
 
@@ -19,14 +18,9 @@ async def test_dev_runs_a_task_and_delivers_signed_lifecycle_webhooks(
     tmp_path: Path, fresh_dsn: str
 ) -> None:
     data_dir, port = tmp_path / "data", free_port()
-    env = cli_env(
-        TASKSTREAM_DATABASE_URL=fresh_dsn,
-        TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
-        TASKSTREAM_WEBHOOK_RETRY_SCHEDULE="0.2,0.2",
-    )
-    server = Process(taskstream("dev", "--port", str(port), "--data-dir", str(data_dir)), env)
+    env = loopback_env(fresh_dsn, TASKSTREAM_WEBHOOK_RETRY_SCHEDULE="0.2,0.2")
+    server = await start_dev(data_dir, port, env)
     try:
-        await asyncio.to_thread(server.wait_for, "scheduler ", 90)
         key = json.loads((data_dir / "credentials.json").read_text())["api_key"]
         base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"ApiKey {key}"}
         async with running_receiver() as receiver, aiohttp.ClientSession(headers=auth) as http:

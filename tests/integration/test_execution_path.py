@@ -27,6 +27,7 @@ from services.runs.executor import RunExecutor
 from services.runs.handlers import load_handler_modules
 from services.scheduler.dispatcher import RunMessage, Scheduler, SchedulerConfig
 from services.tasks.service import Actor, TaskService
+from tests.integration.api_harness import session_secret_store
 from tests.integration.receiver import Receiver, running_receiver
 
 USER = Actor("test", "t")
@@ -78,7 +79,12 @@ class Rig:
 @pytest.fixture
 async def rig(pool: asyncpg.Pool) -> AsyncIterator[Rig]:
     committer = GroupCommitter(pool, max_batch=64, flushers=2)
-    tasks = TaskService(pool, committer, egress_allow=parse_allow_list("127.0.0.0/8"))
+    tasks = TaskService(
+        pool,
+        committer,
+        secrets=session_secret_store(pool),
+        egress_allow=parse_allow_list("127.0.0.0/8"),
+    )
     async with running_receiver() as receiver, EgressClient("127.0.0.0/8") as egress:
         executor = RunExecutor(pool, tasks, egress, worker_id="w-test", lease_seconds=3.0,
                                random_unit=lambda: 0.0)  # fmt: skip

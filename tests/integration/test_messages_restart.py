@@ -10,32 +10,25 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from tests.integration.processes import Process, cli_env, free_port, taskstream
+from tests.integration.processes import free_port, loopback_env, start_dev
 from tests.integration.receiver import running_receiver
 
 TOKEN = "restart-drill-token"
-
-
-async def start(data_dir: Path, port: int, env: dict[str, str]) -> Process:
-    server = Process(taskstream("dev", "--port", str(port), "--data-dir", str(data_dir)), env)
-    await asyncio.to_thread(server.wait_for, "scheduler ", 90)
-    return server
 
 
 async def test_a_message_scheduled_before_a_restart_fires_once_after_it(
     tmp_path: Path, fresh_dsn: str
 ) -> None:
     data_dir, port = tmp_path / "data", free_port()
-    env = cli_env(
-        TASKSTREAM_DATABASE_URL=fresh_dsn,
-        TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
+    env = loopback_env(
+        fresh_dsn,
         TASKSTREAM_API_TOKEN=TOKEN,
         TASKSTREAM_KAFKA_ENABLED="false",
     )
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with running_receiver() as receiver, aiohttp.ClientSession(headers=auth) as http:
-        server = await start(data_dir, port, env)
+        server = await start_dev(data_dir, port, env)
         try:
             due = datetime.now(UTC) + timedelta(seconds=5)
             body = {
@@ -50,7 +43,7 @@ async def test_a_message_scheduled_before_a_restart_fires_once_after_it(
             server.stop()
         assert time.time() < due.timestamp(), "the drill stopped the service too late to count"
         assert receiver.calls("/hook") == []
-        server = await start(data_dir, port, env)
+        server = await start_dev(data_dir, port, env)
         try:
             async with http.get(f"{base}/messages") as r:
                 listed = [j["messageId"] for j in (await r.json())["scheduledJobs"]]

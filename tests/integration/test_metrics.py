@@ -30,6 +30,7 @@ from services.metrics.http import (
     start_metrics_server,
 )
 from services.metrics.state import RELAY_CHECKPOINT
+from tests.integration.api_harness import SECRETS_KEY
 from tests.integration.metrics_scrape import (
     PROCESS_FAMILIES,
     STATE_FAMILIES,
@@ -172,6 +173,7 @@ def _env(dsn: str, metrics_port: int | None = None, **extra: Any) -> dict[str, s
         TASKSTREAM_DATABASE_URL=dsn,
         TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
         TASKSTREAM_WEBHOOK_RETRY_SCHEDULE="0.2",
+        TASKSTREAM_SECRETS_KEY=SECRETS_KEY,
         TASKSTREAM_METRICS_PORT=None if metrics_port is None else str(metrics_port),
         **extra,
     )

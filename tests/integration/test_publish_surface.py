@@ -58,17 +58,17 @@ async def test_example_publish_request_as_written(api: Api) -> None:
     status, answer = await publish(api, publish_body(api))
     assert status == 200, answer
     assert set(answer) == {"message", "taskId"} and answer["message"] == "Task scheduled"
-    # The core holds the callback as written; a time already past is due at once.
+    # The core holds the callback as written, header values write-only (docs/secrets.md); a
+    # time already past is due at once.
     status, task, _ = await api.call("GET", f"/api/tasks/{answer['taskId']}")
     assert status == 200 and task["data"]["name"] == "optional-task-identifier"
+    secret_ref = task["data"]["action"].pop("secret_ref")
+    assert secret_ref.startswith("sec_")
     assert task["data"]["action"] == {
         "kind": "http",
         "url": "https://your-endpoint.com/webhook",
         "method": "POST",
-        "headers": {
-            "Authorization": "Bearer your-callback-auth-token",
-            "Content-Type": "application/json",
-        },
+        "headers": {"Authorization": "***", "Content-Type": "***"},
         "body": '{"key": "value"}',
         "timeout_seconds": 30.0,
     }

@@ -19,7 +19,7 @@ from services.surfaces.kit.context import CONTEXT
 from services.tasks.service import Actor
 from services.webhooks.delivery import WebhookDeliverer
 from services.webhooks.pump import WebhookPump
-from tests.integration.api_harness import Api, running_api
+from tests.integration.api_harness import Api, running_api, session_keyring
 from tests.integration.receiver import Receiver, running_receiver
 from tests.integration.test_api_tasks import http_task
 
@@ -57,7 +57,9 @@ async def running_hooks(pool: asyncpg.Pool, *, concurrent: bool = False) -> Asyn
         running_receiver() as receiver,
         EgressClient("127.0.0.0/8") as egress,
     ):
-        deliverer = WebhookDeliverer(pool, egress, schedule=(0.2, 0.2, 0.2))
+        deliverer = WebhookDeliverer(
+            pool, egress, keyring=session_keyring(), schedule=(0.2, 0.2, 0.2)
+        )
         results: list[str] = []
         in_flight: set[asyncio.Task[None]] = set()
 
@@ -71,7 +73,8 @@ async def running_hooks(pool: asyncpg.Pool, *, concurrent: bool = False) -> Asyn
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
 
-        yield Hooks(api, receiver, WebhookPump(pool, send), deliverer, results)
+        pump = WebhookPump(pool, send, keyring=session_keyring())
+        yield Hooks(api, receiver, pump, deliverer, results)
         await asyncio.gather(*in_flight, return_exceptions=True)
 
 
@@ -261,8 +264,8 @@ async def test_concurrent_pumps_lose_no_event_and_deliver_none_twice(hooks: Hook
     await hooks.endpoint("/once", events=["task.created"])
     for _ in range(20):
         await hooks.api.call("POST", "/api/tasks", json=http_task())
-    other = WebhookPump(hooks.api.pool, hooks.pump.send, batch=3)
-    small = WebhookPump(hooks.api.pool, hooks.pump.send, batch=4)
+    other = WebhookPump(hooks.api.pool, hooks.pump.send, keyring=session_keyring(), batch=3)
+    small = WebhookPump(hooks.api.pool, hooks.pump.send, keyring=session_keyring(), batch=4)
 
     async def drain(pump: WebhookPump) -> None:
         while await pump.fan_out():

@@ -25,16 +25,18 @@ from infra.group_commit import GroupCommitter
 from services.scheduler.dispatcher import Scheduler, SchedulerConfig
 from services.tasks.service import Actor, TaskService
 from services.worker.main import run_sender
-from tests.integration.processes import Process, cli_env, taskstream
+from tests.integration.api_harness import SECRETS_KEY, session_secret_store
+from tests.integration.processes import Process, loopback_env, taskstream
 from tests.integration.receiver import running_receiver
 
 
 def start_worker(data_dir: Path, dsn: str) -> Process:
-    env = cli_env(
-        TASKSTREAM_DATABASE_URL=dsn,
-        TASKSTREAM_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
+    env = loopback_env(
+        dsn,
         TASKSTREAM_LEASE_SECONDS="2",
         TASKSTREAM_WORKER_THREADS="2",
+        # The worker opens what the test's TaskService sealed.
+        TASKSTREAM_SECRETS_KEY=SECRETS_KEY,
     )
     proc = Process(taskstream("worker", "--data-dir", str(data_dir)), env)
     proc.wait_for("worker running: ", timeout=60)
@@ -48,7 +50,12 @@ async def test_kill_9_of_a_worker_mid_call_is_retried_and_completed_once(
     broker, stop_broker = make_broker(None, broker_dir)
     pool = await asyncpg.create_pool(fresh_dsn, min_size=2, max_size=6)
     committer = GroupCommitter(pool, flushers=1)
-    tasks = TaskService(pool, committer, egress_allow=parse_allow_list("127.0.0.0/8"))
+    tasks = TaskService(
+        pool,
+        committer,
+        secrets=session_secret_store(pool),
+        egress_allow=parse_allow_list("127.0.0.0/8"),
+    )
     workers: list[Process] = []
     stop = asyncio.Event()
     try:

@@ -20,7 +20,7 @@ from services.fleet.registry import WorkerRegistry, sweep_offline
 from services.scheduler.dispatcher import RunMessage, Scheduler, SchedulerConfig
 from services.surfaces.kit.context import CONTEXT
 from services.tasks.service import Actor, TaskService
-from tests.integration.api_harness import Api, running_api
+from tests.integration.api_harness import Api, running_api, session_secret_store
 from tests.integration.projector_harness import project_everything
 
 SEED_WORKER_FIELDS = {
@@ -197,7 +197,12 @@ async def test_scheduler_tick_sweeps_silent_workers(pool: asyncpg.Pool) -> None:
 
         scheduler = Scheduler(
             pool,
-            TaskService(pool, committer, egress_allow=parse_allow_list("127.0.0.0/8")),
+            TaskService(
+                pool,
+                committer,
+                secrets=session_secret_store(pool),
+                egress_allow=parse_allow_list("127.0.0.0/8"),
+            ),
             send,
             config=SchedulerConfig(worker_offline_seconds=2.0),
             scheduler_id="s-1",

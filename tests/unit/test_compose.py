@@ -192,3 +192,11 @@ def test_grafana_provisions_the_dashboard_and_its_datasource() -> None:
     panels = json.loads(DASHBOARD.read_text())["panels"]
     uids = {p["datasource"]["uid"] for p in panels if "datasource" in p}
     assert uids == {source["uid"]}
+
+
+def test_every_process_gets_the_one_secrets_key_from_the_environment() -> None:
+    # Sealed values must open in every process; a key written into the file would be a secret
+    # in the repository.
+    keys = {services()[p]["environment"].get("TASKSTREAM_SECRETS_KEY") for p in PROCESSES}
+    (key,) = keys
+    assert key is not None and key.startswith("${TASKSTREAM_SECRETS_KEY:?")

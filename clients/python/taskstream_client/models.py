@@ -25,6 +25,9 @@ class HttpAction(msgspec.Struct, frozen=True, kw_only=True, tag="http", tag_fiel
     headers: dict[str, str] = {}
     body: str | None = None
     timeout_seconds: float = 30.0
+    # Answers show every header value as "***" and this opaque reference to the encrypted
+    # values; the server ignores it on input (docs/secrets.md).
+    secret_ref: str | None = None
 
 
 class HandlerAction(msgspec.Struct, frozen=True, kw_only=True, tag="handler", tag_field="kind"):

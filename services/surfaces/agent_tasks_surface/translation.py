@@ -15,6 +15,7 @@ from msgspec import UNSET
 from domain.actions import Action
 from domain.commands import TaskPatch
 from domain.errors import DomainError, ValidationError
+from domain.http_headers import redacted
 from domain.retry_policy import RetryPolicy
 from domain.schedule import Schedule
 from domain.task import TaskState
@@ -90,6 +91,18 @@ def action_of(payload: dict[str, Any]) -> Action | None:
     return action
 
 
+def stored_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as the task keeps it: `payload.action.headers` values are `***`.
+
+    The action itself carries the values to the secret store; the payload is echoed in every
+    answer and kept in the log, so its copy of them must go (docs/secrets.md).
+    """
+    action = payload.get("action")
+    if not isinstance(action, dict) or not isinstance(action.get("headers"), dict):
+        return payload
+    return {**payload, "action": {**action, "headers": redacted(action["headers"])}}
+
+
 def schedule_of(kind: str, expr: str | None, timezone: str, *, task_id: str) -> Schedule:
     """The core schedule; an `event` task without an expression listens for its own id."""
     if expr is None:
@@ -109,7 +122,7 @@ def definition_from(body: AgentTaskCreate, *, task_id: str) -> TaskDefinition:
         schedule=schedule_of(
             body.schedule_kind, body.schedule_expr, body.timezone, task_id=task_id
         ),
-        payload=body.payload,
+        payload=stored_payload(body.payload),
         action=action_of(body.payload),
         created_by=str(body.created_by),
         priority=core_priority(body.priority),
@@ -132,7 +145,7 @@ def patch_from(body: AgentTaskUpdate, current: TaskState) -> TaskPatch:
     if body.title is not UNSET:
         fields["name"] = body.title
     if body.payload is not UNSET:
-        fields["payload"] = body.payload
+        fields["payload"] = stored_payload(body.payload)
         fields["action"] = action_of(body.payload)
     if body.created_by is not UNSET:
         fields["created_by"] = str(body.created_by)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from domain.webhook_policy import SUPPORTED_EVENTS
 from infra.egress_guard import check_destination, parse_allow_list
+from infra.secret_store import webhook_owner
 from services.surfaces.api_surface import webhook_schemas as w
 from services.surfaces.api_surface.schemas import check_page, page_meta
 from services.surfaces.kit.context import context_of
@@ -58,14 +59,14 @@ async def create_handler(request: web.Request) -> web.Response:
     )
     if count >= MAX_ENDPOINTS_PER_PROJECT:
         raise HttpProblem(409, "limit_reached", f"at most {MAX_ENDPOINTS_PER_PROJECT} endpoints")
-    secret = fresh_secret()
+    secret, endpoint_id = fresh_secret(), f"wh_{uuid.uuid4().hex}"
     row = await ctx.pool.fetchrow(
         f"INSERT INTO webhook_endpoints (endpoint_id, project_id, url, secret, events, description)"
         f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}",
-        f"wh_{uuid.uuid4().hex}",
+        endpoint_id,
         project,
         body.url,
-        secret,
+        ctx.keyring.seal_text(secret, webhook_owner(endpoint_id)),
         sorted(set(body.events)),
         body.description,
     )
@@ -143,12 +144,14 @@ async def deliveries_handler(request: web.Request) -> web.Response:
 
 async def notify_secret_handler(request: web.Request) -> web.Response:
     """The project's secret for per-task notify_url deliveries, created on first use."""
-    secret = await notify_secret(context_of(request).pool, project_of(request))
+    ctx = context_of(request)
+    secret = await notify_secret(ctx.pool, ctx.keyring, project_of(request))
     return respond(w.NotifySecretEnvelope(data=w.NotifySecret(secret=secret)))
 
 
 async def rotate_notify_secret_handler(request: web.Request) -> web.Response:
-    secret = await notify_secret(context_of(request).pool, project_of(request), rotate=True)
+    ctx = context_of(request)
+    secret = await notify_secret(ctx.pool, ctx.keyring, project_of(request), rotate=True)
     return respond(w.NotifySecretEnvelope(data=w.NotifySecret(secret=secret)))
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
+from infra.secret_store import Keyring
 from infra.settings import Settings
 from services.surfaces.kit.auth import Authenticator
 from services.surfaces.kit.rate_limit import RateLimiter
@@ -18,6 +19,7 @@ class GatewayContext:
     settings: Settings
     pool: asyncpg.Pool
     tasks: TaskService
+    keyring: Keyring
     auth: Authenticator
     rate_limiter: RateLimiter
     # Failed authentications per client address (issue 10 §4): guessing keys costs time.
