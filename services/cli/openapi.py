@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from infra.settings import Settings
+from services.cli.flags import described
 from services.gateway.app import gateway_document
 
 
@@ -37,5 +38,8 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
 def add_commands(sub: Any) -> None:
     """Register `openapi`."""
     openapi = sub.add_parser("openapi", help="print (or --output) the OpenAPI document as YAML")
-    openapi.add_argument("--output", help="write to this file (e.g. openapi.yaml)")
+    openapi.add_argument(
+        "--output",
+        help=described("write to this file (e.g. openapi.yaml)", default="standard output"),
+    )
     openapi.set_defaults(run=cmd_openapi)
