@@ -102,7 +102,7 @@ class TriggerJob(msgspec.Struct, frozen=True, kw_only=True):
     """Record an execution (already created in its own stream) and admit or queue it."""
 
     execution_id: str
-    trigger: str = "manual"
+    trigger: str = "manual"  # manual | schedule | retry
     scheduled_for: datetime | None = None
 
 
@@ -208,7 +208,11 @@ def decide(
     if isinstance(command, TriggerJob):
         if command.execution_id in state.running or command.execution_id in state.queued:
             return []
-        admitted = not state.paused and len(state.running) < state.definition.max_active_runs
+        # A retried execution is one the user brought back on purpose: it takes its place
+        # again even beyond maxActiveRuns or while paused (running executions may finish).
+        admitted = command.trigger == "retry" or (
+            not state.paused and len(state.running) < state.definition.max_active_runs
+        )
         return [
             ev.JobTriggered(
                 at=now,

@@ -178,3 +178,9 @@ def test_misfire_after_downtime(policy: str, kind: str) -> None:
     if policy == "run_once":
         assert isinstance(event, ev.JobTriggered)
         assert (event.scheduled_for, event.missed) == (T0 + timedelta(hours=5), 4)
+
+
+def test_a_retried_execution_takes_its_place_even_when_full_or_paused() -> None:
+    state = apply(apply(make(), TriggerJob(execution_id="e1")), PauseJob())
+    state = apply(state, TriggerJob(execution_id="e0", trigger="retry"))
+    assert state.running == ("e1", "e0")
