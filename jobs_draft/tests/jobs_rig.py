@@ -1,0 +1,83 @@
+"""A gateway, a scheduler (with the jobs sweep) and an executor over a fresh database, with a
+real receiver: jobs created through the API run on the core while the block lasts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from services.surfaces.kit.context import CONTEXT
+from tests.integration.api_harness import Api, running_api
+from tests.integration.callback_rig import callbacks_running
+from tests.integration.receiver import Receiver
+
+import asyncpg
+
+
+@dataclass
+class JobsRig:
+    api: Api
+    receiver: Receiver
+
+    def task(self, task_id: str, *deps: str, path: str | None = None, **extra: Any) -> dict:
+        return {
+            "id": task_id,
+            "name": f"task {task_id}",
+            "action": {"kind": "http", "url": self.receiver.url + (path or f"/{task_id}"),
+                       "method": "POST"},
+            "dependencies": list(deps),
+            **extra,
+        }  # fmt: skip
+
+    async def create(self, *tasks: dict, key: str | None = None, **fields: Any) -> str:
+        status, body, _ = await self.api.call(
+            "POST", "/jobs", key=key, json={"name": "job", "tasks": list(tasks), **fields}
+        )
+        assert status == 201, body
+        return str(body["id"])
+
+    async def trigger(self, job_id: str, **kwargs: Any) -> str:
+        status, body, _ = await self.api.call("POST", f"/jobs/{job_id}/trigger", **kwargs)
+        assert status == 202, body
+        return str(body["executionId"])
+
+    async def execution(self, job_id: str, execution_id: str) -> dict:
+        status, body, _ = await self.api.call(
+            "GET", f"/jobs/{job_id}/executions/{execution_id}"
+        )
+        assert status == 200, body
+        return dict(body)
+
+    async def finished(self, job_id: str, execution_id: str, timeout: float = 20.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = await self.execution(job_id, execution_id)
+            if body["finishedAt"] is not None:
+                return body
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"execution never finished: {body}")
+
+    async def types(self, execution_id: str) -> list[str]:
+        rows = await self.api.pool.fetch(
+            "SELECT type FROM events WHERE stream_id = $1 ORDER BY version",
+            f"execution-{execution_id}",
+        )
+        return [r["type"] for r in rows]
+
+
+def statuses(execution: dict) -> dict[str, str]:
+    return {t["id"]: t["status"] for t in execution["tasks"]}
+
+
+@asynccontextmanager
+async def jobs_running(pool: asyncpg.Pool, **settings: Any) -> AsyncIterator[JobsRig]:
+    async with running_api(pool, **settings) as api, callbacks_running(api) as receiver:
+        yield JobsRig(api, receiver)
+
+
+def job_service(api: Api) -> Any:
+    return api.app[CONTEXT].jobs

@@ -1,0 +1,133 @@
+"""Job DAGs through a real `taskstream dev` process: hop latency and fan-out make-span.
+
+- chain: a job of `--chain` tasks, each depending on the one before. The hop is a task's
+  `job.task.started` minus its upstream's `job.task.succeeded` (the core's own start and finish
+  instants); p50 / p99 over the hops of one execution.
+- fan: one root, `--fan` tasks depending on it, one task depending on all of them. The
+  make-span is the execution's finishedAt minus its startedAt.
+
+Tasks are `http` calls to a receiver on loopback answering 200 at once. Median of `--runs`.
+
+    python scripts/bench/dag.py [--chain 100] [--fan 500] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from scripts.bench.dev_server import dev_server  # noqa: E402
+from tests.integration.receiver import running_receiver  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
+
+
+def task(task_id: str, url: str, deps: list[str]) -> dict[str, Any]:
+    return {"id": task_id, "name": task_id, "dependencies": deps,
+            "action": {"kind": "http", "url": url, "method": "POST"},
+            "retryPolicy": {"type": "ALWAYS", "maxRetries": 3}}  # fmt: skip
+
+
+async def run_job(http: aiohttp.ClientSession, base: str, tasks: list[dict[str, Any]]) -> str:
+    async with http.post(f"{base}/jobs", json={"name": "bench", "tasks": tasks}) as r:
+        assert r.status == 201, await r.text()
+        job_id = (await r.json())["id"]
+    async with http.post(f"{base}/jobs/{job_id}/trigger") as r:
+        assert r.status == 202, await r.text()
+        execution_id = (await r.json())["executionId"]
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        async with http.get(f"{base}/jobs/{job_id}/executions/{execution_id}") as r:
+            body = await r.json()
+        if body["finishedAt"] is not None:
+            assert body["status"] == "SUCCEEDED", body["status"]
+            return execution_id
+        await asyncio.sleep(0.05)
+    raise TimeoutError("execution did not finish")
+
+
+async def node_times(dsn: str, execution_id: str) -> dict[tuple[str, str], datetime]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT type, data->>'task_id' AS task_id, data->>'at' AS at FROM events"
+            " WHERE stream_id = $1 AND type IN ('job.task.started', 'job.task.succeeded')",
+            f"execution-{execution_id}",
+        )
+    finally:
+        await conn.close()
+    return {(r["type"], r["task_id"]): datetime.fromisoformat(r["at"]) for r in rows}
+
+
+async def chain(base: str, http: aiohttp.ClientSession, dsn: str, url: str, n: int) -> dict:
+    tasks = [task(f"n{i}", url, [f"n{i - 1}"] if i else []) for i in range(n)]
+    execution_id = await run_job(http, base, tasks)
+    times = await node_times(dsn, execution_id)
+    hops = [
+        (times[("job.task.started", f"n{i}")] - times[("job.task.succeeded", f"n{i - 1}")])
+        .total_seconds() * 1000
+        for i in range(1, n)
+    ]  # fmt: skip
+    return {"hop_p50_ms": pct(hops, 50), "hop_p99_ms": pct(hops, 99), "hop_max_ms": max(hops)}
+
+
+async def fan(base: str, http: aiohttp.ClientSession, dsn: str, url: str, n: int) -> dict:
+    middle = [f"m{i}" for i in range(n)]
+    tasks = [task("root", url, []), *(task(m, url, ["root"]) for m in middle),
+             task("join", url, middle)]  # fmt: skip
+    execution_id = await run_job(http, base, tasks)
+    times = await node_times(dsn, execution_id)
+    span = times[("job.task.succeeded", "join")] - times[("job.task.started", "root")]
+    return {"makespan_s": span.total_seconds()}
+
+
+async def main_async(args: argparse.Namespace, base: str, key: str, dsn: str) -> None:
+    results: list[dict] = []
+    async with (
+        running_receiver() as receiver,
+        aiohttp.ClientSession(headers={"Authorization": f"ApiKey {key}"}) as http,
+    ):
+        url = f"{receiver.url}/node"
+        for _ in range(args.runs):
+            one = await chain(base, http, dsn, url, args.chain)
+            one |= await fan(base, http, dsn, url, args.fan)
+            print(one, flush=True)
+            results.append(one)
+    med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+    print(f"machine: {os.cpu_count()} cores; {args.runs} runs (median)")
+    print(f"chain of {args.chain}: hop p50 {med['hop_p50_ms']:.1f} ms, "
+          f"p99 {med['hop_p99_ms']:.1f} ms, max {med['hop_max_ms']:.1f} ms")  # fmt: skip
+    print(f"fan-out {args.fan} + fan-in: make-span {med['makespan_s']:.2f} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--chain", type=int, default=100)
+    parser.add_argument("--fan", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with dev_server(egress_allow_cidrs="127.0.0.0/8") as server:
+        asyncio.run(main_async(args, server.base, server.api_key, server.dsn))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
