@@ -31,6 +31,8 @@ from services.cli.data_dir import (
 )
 from services.cli.flags import described
 from services.gateway.app import build_app
+from services.jobs.service import JobService
+from services.jobs.sweep import JobSweeper
 from services.metrics.http import start_metrics_server
 from services.projector.projector import Projector
 from services.relay.process import kafka_for_dev, new_relay, required_bootstrap
@@ -87,12 +89,14 @@ async def _serve(
         scheduling = None
         if broker is not None:
             committer = GroupCommitter(pool, max_batch=settings.group_commit_max, flushers=2)
+            tasks = TaskService(pool, committer, allow_commands=settings.allow_commands)
             scheduler = Scheduler(
                 pool,
-                TaskService(pool, committer, allow_commands=settings.allow_commands),
+                tasks,
                 run_sender(broker),
                 config=SchedulerConfig(dispatch_lease_seconds=settings.dispatch_lease_seconds),
                 webhooks=WebhookPump(pool, webhook_sender(broker)),
+                jobs=JobSweeper(pool, JobService(tasks, allow_commands=settings.allow_commands)),
             )
             scheduling = asyncio.create_task(scheduler.run(stop))
             print(f"scheduler {scheduler.id} running")

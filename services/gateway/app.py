@@ -9,9 +9,11 @@ from aiohttp import web
 
 from infra.group_commit import GroupCommitter
 from infra.settings import Settings
+from services.jobs.service import JobService
 from services.metrics.http import add_metrics_route, pool_connect
 from services.surfaces.agent_tasks_surface import routes as agent_tasks
 from services.surfaces.api_surface.surface import MOUNT, build_api_app
+from services.surfaces.jobs_surface import routes as jobs
 from services.surfaces.kit.auth import Authenticator
 from services.surfaces.kit.context import CONTEXT, GatewayContext
 from services.surfaces.kit.rate_limit import RateLimiter
@@ -31,10 +33,12 @@ def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
         committer = GroupCommitter(
             pool, max_batch=settings.group_commit_max, flushers=settings.group_commit_flushers
         )
+        tasks = TaskService(pool, committer, allow_commands=settings.allow_commands)
         app[CONTEXT] = GatewayContext(
             settings=settings,
             pool=pool,
-            tasks=TaskService(pool, committer, allow_commands=settings.allow_commands),
+            tasks=tasks,
+            jobs=JobService(tasks, allow_commands=settings.allow_commands),
             auth=Authenticator(pool, settings),
             rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         )
@@ -45,6 +49,7 @@ def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
     app.add_subapp(MOUNT, build_api_app())
     add_metrics_route(app, pool_connect(pool))
     mount_surface(app, agent_tasks.ROUTES, render=agent_tasks.render, auth=authenticate)
+    mount_surface(app, jobs.ROUTES, render=jobs.render, auth=authenticate)
     mount_surface(app, publish.ROUTES, render=publish.render, auth=authenticate)
     mount_surface(
         app, messages.ROUTES, render=messages.render, auth=StaticTokenAuth(settings.api_token)

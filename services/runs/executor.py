@@ -47,6 +47,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     result: Any = None
     error: str = ""
     reason: str = "error"
+    retry_after: float | None = None  # seconds a 429/503 asked to wait
 
 
 class RunExecutor:
@@ -127,6 +128,7 @@ class RunExecutor:
                     error=outcome.error,
                     reason=outcome.reason,
                     duration_ms=duration_ms,
+                    retry_after=outcome.retry_after,
                 )
                 await self.tasks.record(state, events, actor=self.actor)
             except StaleDelivery as exc:
@@ -182,7 +184,11 @@ class RunExecutor:
         if 200 <= response.status < 300:
             return Outcome(ok=True, result=result)
         return Outcome(
-            ok=False, result=result, error=f"HTTP {response.status}", reason="http_status"
+            ok=False,
+            result=result,
+            error=f"HTTP {response.status}",
+            reason="http_status",
+            retry_after=_retry_after(response.status, response.headers.get("retry-after")),
         )
 
     async def _handler(self, state: TaskState, action: HandlerAction) -> Outcome:
@@ -222,6 +228,13 @@ class RunExecutor:
             return Outcome(ok=True, result=result)
         return Outcome(ok=False, result=result, error=f"exit code {process.returncode}",
                        reason="exit_code")  # fmt: skip
+
+
+def _retry_after(status: int, header: str | None) -> float | None:
+    """The wait a 429 or 503 asked for in whole seconds (HTTP dates are not honoured)."""
+    if status not in (429, 503) or header is None or not header.strip().isdigit():
+        return None
+    return float(header.strip())
 
 
 class _RunContext:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -61,6 +61,9 @@ class Actor(msgspec.Struct, frozen=True):
     correlation_id: str | None = None
 
 
+AppendObserver = Callable[[TaskState, list[TaskEvent]], Awaitable[None]]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -84,6 +87,9 @@ class TaskService:
         self.committer = committer
         self.allow_commands = allow_commands
         self.clock = clock
+        # Called after each committed append with the new state and its events: how other
+        # capabilities (jobs) follow their tasks without polling. They must not raise.
+        self.observers: list[AppendObserver] = []
 
     async def get(self, project_id: str, task_id: str) -> TaskState:
         """The task as the view holds it; NotFound for another project's or a deleted task."""
@@ -260,6 +266,8 @@ class TaskService:
         view = InlineWrite(UPSERT_SQL, task_view_row(new_state, encode(new_state)))
         await self.committer.submit(item, [view])
         count_appended(state, events)
+        for observer in self.observers:
+            await observer(new_state, events)
         return new_state
 
     async def record(

@@ -28,6 +28,7 @@ from infra.group_commit import GroupCommitter
 from infra.settings import Settings
 from infra.worker_runtime import LoopResources, run_worker
 from services.fleet.registry import WorkerRegistry
+from services.jobs.service import JobService
 from services.runs.executor import RunExecutor
 from services.tasks.service import TaskService
 from services.webhooks.delivery import WebhookDeliverer
@@ -110,9 +111,12 @@ def declare_worker(
             settings.egress_allow_cidrs, max_response_bytes=settings.egress_max_response_bytes
         )
         await egress.__aenter__()
+        tasks = TaskService(pool, committer, allow_commands=allow_commands)
+        # Follows the core tasks of job executions: a node's outcome advances its DAG here.
+        JobService(tasks, allow_commands=allow_commands)
         executor = RunExecutor(
             pool,
-            TaskService(pool, committer, allow_commands=allow_commands),
+            tasks,
             egress,
             worker_id=ident,
             lease_seconds=settings.lease_seconds,

@@ -8,6 +8,7 @@ import asyncpg
 from aiohttp import web
 
 from infra.settings import Settings
+from services.jobs.service import JobService
 from services.surfaces.kit.auth import Authenticator
 from services.surfaces.kit.rate_limit import RateLimiter
 from services.tasks.service import TaskService
@@ -18,6 +19,7 @@ class GatewayContext:
     settings: Settings
     pool: asyncpg.Pool
     tasks: TaskService
+    jobs: JobService
     auth: Authenticator
     rate_limiter: RateLimiter
 

@@ -37,8 +37,9 @@ _TASK_PREFIX = re.compile(r"^tasks\[\d+\]\.")
 
 def render(problem: HttpProblem) -> web.Response:
     """The surface's error shape: `{"error": {"code", "message", "field"}}`."""
-    body = s.JobsError(error=s.ErrorBody(code=problem.code, message=problem.message,
-                                         field=problem.field))  # fmt: skip
+    body = s.JobsError(
+        error=s.ErrorBody(code=problem.code, message=problem.message, field=problem.field)
+    )
     return respond(body, status=problem.status, headers=problem.headers)
 
 
@@ -61,8 +62,9 @@ def _task_fields() -> Iterator[None]:
 def _page(request: web.Request) -> s.PageQuery:
     q = read_query(request, s.PageQuery)
     if not 1 <= q.limit <= s.MAX_LIMIT:
-        raise HttpProblem(422, "validation_error", f"limit must be between 1 and {s.MAX_LIMIT}",
-                          field="limit")  # fmt: skip
+        raise HttpProblem(
+            422, "validation_error", f"limit must be between 1 and {s.MAX_LIMIT}", field="limit"
+        )
     if q.offset < 0:
         raise HttpProblem(422, "validation_error", "offset must be 0 or more", field="offset")
     return q
@@ -75,16 +77,19 @@ def _paged(body: object, total: int, q: s.PageQuery) -> web.Response:
 
 async def create_job(request: web.Request) -> web.Response:
     body = await read_json(request, s.JobCreate)
-    job = await _jobs(request).create(project_of(request), definition_in(body),
-                                      actor=actor_of(request))  # fmt: skip
-    return respond(s.Created(id=job.job_id, message=f"job {job.definition.name!r} created"),
-                   status=201)  # fmt: skip
+    job = await _jobs(request).create(
+        project_of(request), definition_in(body), actor=actor_of(request)
+    )
+    return respond(
+        s.Created(id=job.job_id, message=f"job {job.definition.name!r} created"), status=201
+    )
 
 
 async def list_jobs_handler(request: web.Request) -> web.Response:
     q = _page(request)
-    jobs, total = await list_jobs(context_of(request).pool, project_of(request), limit=q.limit,
-                                  offset=q.offset)  # fmt: skip
+    jobs, total = await list_jobs(
+        context_of(request).pool, project_of(request), limit=q.limit, offset=q.offset
+    )
     return _paged([summary_out(j) for j in jobs], total, q)
 
 
@@ -107,9 +112,10 @@ async def add_task(request: web.Request) -> web.Response:
     body = await read_json(request, s.TaskIn)
     with _task_fields():
         job = await _execute(request, AddTask(task=task_in(body)))
-    return respond(s.Created(id=body.id.strip(), message=f"task added (job version "
-                                                         f"{job.definition_version})"),
-                   status=201)  # fmt: skip
+    return respond(
+        s.Created(id=body.id.strip(), message=f"task added (job version {job.definition_version})"),
+        status=201,
+    )
 
 
 async def list_tasks(request: web.Request) -> web.Response:
@@ -125,11 +131,14 @@ async def update_task(request: web.Request) -> web.Response:
     if current is None:
         raise HttpProblem(404, "not_found", f"task {task_id} not found in this job")
     if body.id is not s.UNSET and body.id != task_id:
-        raise HttpProblem(422, "validation_error",
-                          "id cannot change; delete the task and add a new one", field="id")  # fmt: skip
+        raise HttpProblem(
+            422,
+            "validation_error",
+            "id cannot change; delete the task and add a new one",
+            field="id",
+        )
     with _task_fields():
-        job = await _execute(request, ReplaceTask(task_id=task_id,
-                                                  task=task_merged(current, body)))  # fmt: skip
+        job = await _execute(request, ReplaceTask(task_id=task_id, task=task_merged(current, body)))
     return respond(s.Message(message="task updated", version=job.definition_version))
 
 
@@ -143,13 +152,18 @@ async def trigger(request: web.Request) -> web.Response:
     if request.can_read_body and (await request.read()).strip():
         params = (await read_json(request, s.TriggerIn)).params
     outcome = await _jobs(request).trigger(
-        project_of(request), _id(request), params=params,
-        idempotency_key=request.headers.get("Idempotency-Key"), actor=actor_of(request),
-    )  # fmt: skip
+        project_of(request),
+        _id(request),
+        params=params,
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        actor=actor_of(request),
+    )
     execution = outcome.execution
     message = "execution triggered" if outcome.created else "execution already triggered"
-    return respond(s.TriggerOut(execution_id=execution.execution_id, message=message,
-                                status=execution.status), status=202)  # fmt: skip
+    return respond(
+        s.TriggerOut(execution_id=execution.execution_id, message=message, status=execution.status),
+        status=202,
+    )
 
 
 async def status(request: web.Request) -> web.Response:
@@ -165,47 +179,65 @@ async def history_handler(request: web.Request) -> web.Response:
     q = _page(request)
     project, job_id = project_of(request), _id(request)
     await _jobs(request).get(project, job_id)
-    page, total = await history(context_of(request).pool, project, job_id, limit=q.limit,
-                                offset=q.offset)  # fmt: skip
+    page, total = await history(
+        context_of(request).pool, project, job_id, limit=q.limit, offset=q.offset
+    )
     return _paged([record_out(e) for e in page], total, q)
 
 
 async def pause(request: web.Request) -> web.Response:
     job = await _execute(request, PauseJob())
-    return respond(s.PauseOut(message="job paused: no new executions start; running ones finish",
-                              paused=True, next_fire_at=job.next_fire_at))  # fmt: skip
+    return respond(
+        s.PauseOut(
+            message="job paused: no new executions start; running ones finish",
+            paused=True,
+            next_fire_at=job.next_fire_at,
+        )
+    )
 
 
 async def resume(request: web.Request) -> web.Response:
     job = await _execute(request, ResumeJob())
-    return respond(s.PauseOut(message="job resumed", paused=job.paused,
-                              next_fire_at=job.next_fire_at))  # fmt: skip
+    return respond(
+        s.PauseOut(message="job resumed", paused=job.paused, next_fire_at=job.next_fire_at)
+    )
 
 
 async def get_execution(request: web.Request) -> web.Response:
     jobs = _jobs(request)
-    state = await jobs.store.execution(project_of(request), _id(request),
-                                       request.match_info["executionId"])  # fmt: skip
+    state = await jobs.store.execution(
+        project_of(request), _id(request), request.match_info["executionId"]
+    )
     return respond(execution_out(state))
 
 
 async def cancel_execution(request: web.Request) -> web.Response:
-    state = await _jobs(request).cancel(project_of(request), _id(request),
-                                        request.match_info["executionId"],
-                                        actor=actor_of(request))  # fmt: skip
+    state = await _jobs(request).cancel(
+        project_of(request),
+        _id(request),
+        request.match_info["executionId"],
+        actor=actor_of(request),
+    )
     return respond(execution_out(state))
 
 
 async def retry_execution(request: web.Request) -> web.Response:
-    state = await _jobs(request).retry(project_of(request), _id(request),
-                                       request.match_info["executionId"],
-                                       actor=actor_of(request))  # fmt: skip
+    state = await _jobs(request).retry(
+        project_of(request),
+        _id(request),
+        request.match_info["executionId"],
+        actor=actor_of(request),
+    )
     return respond(execution_out(state), status=202)
 
 
 async def _execute(request: web.Request, command: object) -> object:
-    return await _jobs(request).execute(project_of(request), _id(request), command,  # type: ignore[arg-type]
-                                        actor=actor_of(request))  # fmt: skip
+    return await _jobs(request).execute(
+        project_of(request),
+        _id(request),
+        command,  # type: ignore[arg-type]
+        actor=actor_of(request),
+    )
 
 
 def _id(request: web.Request) -> str:
@@ -222,42 +254,148 @@ _EXECUTION = _JOB + "/executions/{executionId}"
 _BODY_ERRORS = (400, 401, 404, 409, 413, 415, 422)
 _STATE_ERRORS = (401, 404, 409)
 ROUTES = [
-    Route("GET", "/jobs/openapi.json", openapi, "This OpenAPI document", dict, auth=False,
-          tags=("jobs",)),
-    Route("POST", "/jobs", create_job, "Create a job (with its tasks)", s.Created, status=201,
-          body=s.JobCreate, errors=(400, 401, 413, 415, 422)),
-    Route("GET", "/jobs", list_jobs_handler, "List job summaries (newest first; X-Total-Count)",
-          list[s.JobSummary], query=s.PageQuery, errors=(401, 422)),
-    Route("GET", _JOB, get_job, "A job with its tasks, DAG, schedule and metadata", s.JobOut,
-          errors=(401, 404)),
-    Route("PUT", _JOB, update_job, "Update a job (partial or full): a new version", s.Message,
-          body=s.JobUpdate, errors=_BODY_ERRORS),
+    Route(
+        "GET",
+        "/jobs/openapi.json",
+        openapi,
+        "This OpenAPI document",
+        dict,
+        auth=False,
+        tags=("jobs",),
+    ),
+    Route(
+        "POST",
+        "/jobs",
+        create_job,
+        "Create a job (with its tasks)",
+        s.Created,
+        status=201,
+        body=s.JobCreate,
+        errors=(400, 401, 413, 415, 422),
+    ),
+    Route(
+        "GET",
+        "/jobs",
+        list_jobs_handler,
+        "List job summaries (newest first; X-Total-Count)",
+        list[s.JobSummary],
+        query=s.PageQuery,
+        errors=(401, 422),
+    ),
+    Route(
+        "GET",
+        _JOB,
+        get_job,
+        "A job with its tasks, DAG, schedule and metadata",
+        s.JobOut,
+        errors=(401, 404),
+    ),
+    Route(
+        "PUT",
+        _JOB,
+        update_job,
+        "Update a job (partial or full): a new version",
+        s.Message,
+        body=s.JobUpdate,
+        errors=_BODY_ERRORS,
+    ),
     Route("DELETE", _JOB, delete_job, "Delete a job", s.Message, errors=(401, 404)),
-    Route("POST", _JOB + "/tasks", add_task, "Add a task", s.Created, status=201, body=s.TaskIn,
-          errors=_BODY_ERRORS),
-    Route("GET", _JOB + "/tasks", list_tasks, "The job's tasks with dependency info",
-          list[s.TaskOut], errors=(401, 404)),
-    Route("PUT", _TASK, update_task, "Update a task (partial or full)", s.Message,
-          body=s.TaskUpdate, errors=_BODY_ERRORS),
-    Route("DELETE", _TASK, delete_task, "Delete a task no other task depends on", s.Message,
-          errors=_STATE_ERRORS),
-    Route("POST", _JOB + "/trigger", trigger, "Trigger an execution (Idempotency-Key honoured)",
-          s.TriggerOut, status=202, body=s.TriggerIn, errors=_BODY_ERRORS),
-    Route("GET", _JOB + "/status", status, "The latest execution and its tasks", s.ExecutionOut,
-          errors=(401, 404)),
-    Route("GET", _JOB + "/history", history_handler,
-          "Executions, newest first (X-Total-Count)", list[s.ExecutionRecord], query=s.PageQuery,
-          errors=(401, 404, 422)),
-    Route("POST", _JOB + "/pause", pause, "Pause: no new executions", s.PauseOut,
-          errors=_STATE_ERRORS),
+    Route(
+        "POST",
+        _JOB + "/tasks",
+        add_task,
+        "Add a task",
+        s.Created,
+        status=201,
+        body=s.TaskIn,
+        errors=_BODY_ERRORS,
+    ),
+    Route(
+        "GET",
+        _JOB + "/tasks",
+        list_tasks,
+        "The job's tasks with dependency info",
+        list[s.TaskOut],
+        errors=(401, 404),
+    ),
+    Route(
+        "PUT",
+        _TASK,
+        update_task,
+        "Update a task (partial or full)",
+        s.Message,
+        body=s.TaskUpdate,
+        errors=_BODY_ERRORS,
+    ),
+    Route(
+        "DELETE",
+        _TASK,
+        delete_task,
+        "Delete a task no other task depends on",
+        s.Message,
+        errors=_STATE_ERRORS,
+    ),
+    Route(
+        "POST",
+        _JOB + "/trigger",
+        trigger,
+        "Trigger an execution (Idempotency-Key honoured)",
+        s.TriggerOut,
+        status=202,
+        body=s.TriggerIn,
+        errors=_BODY_ERRORS,
+    ),
+    Route(
+        "GET",
+        _JOB + "/status",
+        status,
+        "The latest execution and its tasks",
+        s.ExecutionOut,
+        errors=(401, 404),
+    ),
+    Route(
+        "GET",
+        _JOB + "/history",
+        history_handler,
+        "Executions, newest first (X-Total-Count)",
+        list[s.ExecutionRecord],
+        query=s.PageQuery,
+        errors=(401, 404, 422),
+    ),
+    Route(
+        "POST", _JOB + "/pause", pause, "Pause: no new executions", s.PauseOut, errors=_STATE_ERRORS
+    ),
     Route("POST", _JOB + "/resume", resume, "Resume", s.PauseOut, errors=_STATE_ERRORS),
-    Route("GET", _EXECUTION, get_execution, "One execution and its tasks", s.ExecutionOut,
-          errors=(401, 404)),
-    Route("POST", _EXECUTION + "/cancel", cancel_execution, "Cancel an execution",
-          s.ExecutionOut, errors=_STATE_ERRORS),
-    Route("POST", _EXECUTION + "/retry", retry_execution,
-          "Re-run failed tasks and what depends on them", s.ExecutionOut, status=202,
-          errors=_STATE_ERRORS),
-]  # fmt: skip
-DOCUMENT = openapi_document(ROUTES[1:], title="taskstream jobs (seed 003)", version="1.0.0",
-                            prefix="", error_type=s.JobsError)  # fmt: skip
+    Route(
+        "GET",
+        _EXECUTION,
+        get_execution,
+        "One execution and its tasks",
+        s.ExecutionOut,
+        errors=(401, 404),
+    ),
+    Route(
+        "POST",
+        _EXECUTION + "/cancel",
+        cancel_execution,
+        "Cancel an execution",
+        s.ExecutionOut,
+        errors=_STATE_ERRORS,
+    ),
+    Route(
+        "POST",
+        _EXECUTION + "/retry",
+        retry_execution,
+        "Re-run failed tasks and what depends on them",
+        s.ExecutionOut,
+        status=202,
+        errors=_STATE_ERRORS,
+    ),
+]
+DOCUMENT = openapi_document(
+    ROUTES[1:],
+    title="taskstream jobs (seed 003)",
+    version="1.0.0",
+    prefix="",
+    error_type=s.JobsError,
+)

@@ -17,8 +17,13 @@ URL = "https://example.com/hook"
 
 
 def task(task_id: str, *deps: str, **extra: object) -> dict:
-    return {"id": task_id, "name": task_id.upper(), "dependencies": list(deps),
-            "action": {"kind": "http", "url": URL}, **extra}  # fmt: skip
+    return {
+        "id": task_id,
+        "name": task_id.upper(),
+        "dependencies": list(deps),
+        "action": {"kind": "http", "url": URL},
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -28,8 +33,9 @@ async def api(pool: asyncpg.Pool) -> AsyncIterator[Api]:
 
 
 async def create(api: Api, *tasks: dict, **fields: object) -> str:
-    status, body, _ = await api.call("POST", "/jobs", json={"name": "nightly", "tasks": list(tasks),
-                                                           **fields})  # fmt: skip
+    status, body, _ = await api.call(
+        "POST", "/jobs", json={"name": "nightly", "tasks": list(tasks), **fields}
+    )
     assert status == 201, body
     assert set(body) == {"id", "message"}
     return str(body["id"])
@@ -37,11 +43,17 @@ async def create(api: Api, *tasks: dict, **fields: object) -> str:
 
 async def test_job_crud_and_task_routes_answer_the_documents_shapes(api: Api) -> None:
     job_id = await create(
-        api, task("extract"), task("load", "extract", retryPolicy={"type": "NONE", "maxRetries": 0}),
-        schedule="0 9 * * 1-5", timezone="Europe/Paris",
-        retryPolicy={"type": "ALWAYS", "maxRetries": 2,
-                     "backoff": {"strategy": "linear", "delaySeconds": 5, "maxDelaySeconds": 60}},
-    )  # fmt: skip
+        api,
+        task("extract"),
+        task("load", "extract", retryPolicy={"type": "NONE", "maxRetries": 0}),
+        schedule="0 9 * * 1-5",
+        timezone="Europe/Paris",
+        retryPolicy={
+            "type": "ALWAYS",
+            "maxRetries": 2,
+            "backoff": {"strategy": "linear", "delaySeconds": 5, "maxDelaySeconds": 60},
+        },
+    )
     status, jobs, response = await api.call("GET", "/jobs")
     assert status == 200 and response.headers["X-Total-Count"] == "1"
     (summary,) = jobs
@@ -50,8 +62,11 @@ async def test_job_crud_and_task_routes_answer_the_documents_shapes(api: Api) ->
     assert status == 200
     assert job["schedule"] == "0 9 * * 1-5" and job["timezone"] == "Europe/Paris"
     assert job["nextFireAt"] is not None and job["paused"] is False
-    assert job["retryPolicy"] == {"type": "ALWAYS", "maxRetries": 2, "backoff": {
-        "strategy": "linear", "delaySeconds": 5.0, "maxDelaySeconds": 60.0}}  # fmt: skip
+    assert job["retryPolicy"] == {
+        "type": "ALWAYS",
+        "maxRetries": 2,
+        "backoff": {"strategy": "linear", "delaySeconds": 5.0, "maxDelaySeconds": 60.0},
+    }
     assert job["dag"] == {"nodes": ["extract", "load"], "edges": [["extract", "load"]]}
     load = job["tasks"][1]
     assert load["dependencies"] == ["extract"] and load["triggerRule"] == "all_success"
@@ -90,8 +105,14 @@ async def test_job_crud_and_task_routes_answer_the_documents_shapes(api: Api) ->
     assert status == 200 and latest["executionId"] == execution_id
     assert latest["status"] in ("PENDING", "RUNNING") and latest["definitionVersion"] == 5
     assert latest["params"] == {"day": 1}
-    assert set(latest["tasks"][0]) == {"id", "status", "attempts", "startedAt", "finishedAt",
-                                       "error"}  # fmt: skip
+    assert set(latest["tasks"][0]) == {
+        "id",
+        "status",
+        "attempts",
+        "startedAt",
+        "finishedAt",
+        "error",
+    }
     status, history, response = await api.call("GET", f"/jobs/{job_id}/history?limit=5")
     assert status == 200 and response.headers["X-Total-Count"] == "1"
     assert history[0]["executionId"] == execution_id and history[0]["trigger"] == "manual"
@@ -106,17 +127,23 @@ async def test_job_crud_and_task_routes_answer_the_documents_shapes(api: Api) ->
 @pytest.mark.parametrize(
     ("tasks", "message", "field"),
     [
-        ([task("a", "c"), task("b", "a"), task("c", "b")], "dependency cycle: a → b → c → a",
-         "dependencies"),
+        (
+            [task("a", "c"), task("b", "a"), task("c", "b")],
+            "dependency cycle: a → b → c → a",
+            "dependencies",
+        ),
         ([task("a"), task("b", "ghost")], "b depends on unknown tasks: ghost", "dependencies"),
         ([task("a"), task("a")], "duplicate task ids: a", "tasks"),
         ([task(f"t{i}") for i in range(501)], "at most 500 tasks", "tasks"),
-        ([{**task("a"), "action": {"kind": "http", "url": "ftp://x"}}], "scheme",
-         "tasks[0].action.url"),
+        (
+            [{**task("a"), "action": {"kind": "http", "url": "ftp://x"}}],
+            "scheme",
+            "tasks[0].action.url",
+        ),
         ([{**task("a"), "triggerRule": "sometimes"}], "triggerRule", "tasks[0].triggerRule"),
         ([task("a", retryPolicy={"type": "MAYBE"})], "MAYBE", "tasks[0].retryPolicy.type"),
     ],
-)  # fmt: skip
+)
 async def test_each_invalid_dag_is_a_422_naming_the_problem_and_changes_nothing(
     api: Api, tasks: list[dict], message: str, field: str
 ) -> None:
@@ -141,8 +168,9 @@ async def test_each_invalid_dag_is_a_422_naming_the_problem_and_changes_nothing(
     ],
 )
 async def test_invalid_job_fields(api: Api, fields: dict, field: str) -> None:
-    status, body, _ = await api.call("POST", "/jobs", json={"name": "j", "tasks": [task("a")],
-                                                           **fields})  # fmt: skip
+    status, body, _ = await api.call(
+        "POST", "/jobs", json={"name": "j", "tasks": [task("a")], **fields}
+    )
     assert status == 422, body
     assert body["error"]["field"] == field
 
@@ -160,8 +188,9 @@ async def test_task_edits_are_validated_and_deleting_a_dependency_names_its_depe
     assert status == 409 and "already exists" in body["error"]["message"]
     status, body, _ = await api.call("POST", f"/jobs/{job_id}/tasks", json=task("d", "zz"))
     assert status == 422 and body["error"]["field"] == "dependencies"
-    status, body, _ = await api.call("POST", f"/jobs/{job_id}/tasks",
-                                     json={**task("e"), "timeoutSeconds": 0})  # fmt: skip
+    status, body, _ = await api.call(
+        "POST", f"/jobs/{job_id}/tasks", json={**task("e"), "timeoutSeconds": 0}
+    )
     assert status == 422 and body["error"]["field"] == "timeoutSeconds"
     status, body, _ = await api.call("PUT", f"/jobs/{job_id}/tasks/a", json={"id": "other"})
     assert status == 422 and body["error"]["field"] == "id"
@@ -172,18 +201,22 @@ async def test_task_edits_are_validated_and_deleting_a_dependency_names_its_depe
 
 async def test_bad_requests_answer_the_surface_error_shape(api: Api) -> None:
     job_id = await create(api, task("a"))
-    status, body, _ = await api.call("POST", "/jobs", data=b"{nope",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    status, body, _ = await api.call(
+        "POST", "/jobs", data=b"{nope", headers={"Content-Type": "application/json"}
+    )
     assert status == 400 and body["error"]["code"] == "invalid_json"
-    status, body, _ = await api.call("POST", "/jobs", data=b"x", headers={"Content-Type": "text/plain"})
+    status, body, _ = await api.call(
+        "POST", "/jobs", data=b"x", headers={"Content-Type": "text/plain"}
+    )
     assert status == 415 and set(body["error"]) == {"code", "message", "field"}
     status, body, _ = await api.call("POST", f"/jobs/{job_id}/trigger", json={"params": [1]})
     assert status == 422 and body["error"]["field"] == "params"
     big = {"params": {"blob": "x" * 11_000}}
     status, body, _ = await api.call("POST", f"/jobs/{job_id}/trigger", json=big)
     assert status == 422 and body["error"]["field"] == "params"
-    status, body, _ = await api.call("POST", f"/jobs/{job_id}/trigger",
-                                     headers={"Idempotency-Key": "k" * 201})  # fmt: skip
+    status, body, _ = await api.call(
+        "POST", f"/jobs/{job_id}/trigger", headers={"Idempotency-Key": "k" * 201}
+    )
     assert status == 422 and body["error"]["field"] == "Idempotency-Key"
     status, body, _ = await api.call("GET", "/jobs?limit=0")
     assert status == 422 and body["error"]["field"] == "limit"
@@ -203,7 +236,9 @@ async def test_an_idempotency_key_gives_the_same_execution(api: Api) -> None:
     _, history, _ = await api.call("GET", f"/jobs/{job_id}/history")
     assert len(history) == 2
     # The same key on another project's job of its own is another execution.
-    job_b = (await api.call("POST", "/jobs", key=api.key_b, json={"name": "b", "tasks": [task("a")]}))[1]["id"]
+    job_b = (
+        await api.call("POST", "/jobs", key=api.key_b, json={"name": "b", "tasks": [task("a")]})
+    )[1]["id"]
     b = await api.call("POST", f"/jobs/{job_b}/trigger", key=api.key_b, headers=key)
     assert b[1]["executionId"] != first[1]["executionId"]
 

@@ -10,12 +10,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+
 from services.surfaces.kit.context import CONTEXT
 from tests.integration.api_harness import Api, running_api
 from tests.integration.callback_rig import callbacks_running
 from tests.integration.receiver import Receiver
-
-import asyncpg
 
 
 @dataclass
@@ -46,9 +46,7 @@ class JobsRig:
         return str(body["executionId"])
 
     async def execution(self, job_id: str, execution_id: str) -> dict:
-        status, body, _ = await self.api.call(
-            "GET", f"/jobs/{job_id}/executions/{execution_id}"
-        )
+        status, body, _ = await self.api.call("GET", f"/jobs/{job_id}/executions/{execution_id}")
         assert status == 200, body
         return dict(body)
 

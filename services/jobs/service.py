@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -11,11 +12,22 @@ import msgspec
 
 from domain import job_events as ev
 from domain.errors import InvalidState, ValidationError
+from domain.events import (
+    TaskCancelled,
+    TaskCompleted,
+    TaskDeleted,
+    TaskEvent,
+    TaskFailed,
+    TaskRetrying,
+    TaskStarted,
+)
 from domain.job import CreateJob, JobCommand, JobState, decide, decide_fire, execution_id_for_key
 from domain.job_definition import JobDefinition
 from domain.job_execution import ExecutionState, decide_cancel, decide_retry, in_flight
+from domain.task import TaskState
 from infra.event_store import WrongExpectedVersion
 from infra.json_codec import encode
+from services.jobs.node_tasks import execution_of
 from services.jobs.runner import ExecutionRunner
 from services.jobs.store import JobStore
 from services.tasks.service import Actor, TaskService, utcnow
@@ -23,6 +35,7 @@ from services.tasks.service import Actor, TaskService, utcnow
 CONFLICT_RETRIES = 5
 MAX_KEY = 200
 MAX_PARAMS_BYTES = 10 * 1024
+_OUTCOMES = (TaskCompleted, TaskFailed, TaskRetrying, TaskCancelled, TaskDeleted)
 
 
 class Triggered(msgspec.Struct, frozen=True):
@@ -47,6 +60,21 @@ class JobService:
         self.allow_commands = allow_commands
         self.clock = clock
         self.runner = ExecutionRunner(self.store, tasks, clock=clock)
+        self._background: set[asyncio.Task[None]] = set()
+        tasks.observers.append(self._follow_core_task)
+
+    async def _follow_core_task(self, state: TaskState, events: list[TaskEvent]) -> None:
+        """A node's core task changed: advance its execution (the fast path of every hop)."""
+        execution_id = execution_of(state)
+        if execution_id is None:
+            return
+        if any(isinstance(e, _OUTCOMES) for e in events):
+            await self.runner.poke(execution_id)
+        elif any(isinstance(e, TaskStarted) for e in events):
+            # Recording the start must not delay the action it precedes.
+            task = asyncio.create_task(self.runner.poke(execution_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def get(self, project_id: str, job_id: str) -> JobState:
         return await self.store.job(project_id, job_id)
@@ -134,8 +162,9 @@ class JobService:
                 return state
             stop = list(in_flight(state).values())
             try:
-                new = await self.store.append_execution(state, execution_id, project_id, events,
-                                                        actor)  # fmt: skip
+                new = await self.store.append_execution(
+                    state, execution_id, project_id, events, actor
+                )
             except WrongExpectedVersion:
                 continue
             await self.runner.cancel_core_tasks(project_id, stop)
@@ -167,21 +196,28 @@ class JobService:
             fire = decide_fire(job, now=self.clock())
             if fire is None:
                 return None
-            if fire.execution_id is not None and await self.store.execution_any(
-                fire.execution_id
-            ) is None:
+            if (
+                fire.execution_id is not None
+                and await self.store.execution_any(fire.execution_id) is None
+            ):
                 created = execution_created(
-                    job, fire.execution_id, params=None, now=self.clock(),
-                    trigger="schedule", scheduled_for=fire.scheduled_for,
-                )  # fmt: skip
+                    job,
+                    fire.execution_id,
+                    params=None,
+                    now=self.clock(),
+                    trigger="schedule",
+                    scheduled_for=fire.scheduled_for,
+                )
                 try:
-                    await self.store.append_execution(None, fire.execution_id, job.project_id,
-                                                      [created], self.runner.actor)  # fmt: skip
+                    await self.store.append_execution(
+                        None, fire.execution_id, job.project_id, [created], self.runner.actor
+                    )
                 except WrongExpectedVersion:
                     pass  # another replica created it a moment ago
             try:
-                await self.store.append_job(job, job_id, job.project_id, fire.events,
-                                            self.runner.actor)  # fmt: skip
+                await self.store.append_job(
+                    job, job_id, job.project_id, fire.events, self.runner.actor
+                )
             except WrongExpectedVersion:
                 continue
             if fire.execution_id is not None:

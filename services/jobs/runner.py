@@ -78,8 +78,9 @@ class ExecutionRunner:
                 try:
                     await self.reconcile(execution_id)
                 except (DomainError, OSError, asyncpg.PostgresError) as exc:
-                    log.warning("execution %s not advanced (the sweep retries): %s",
-                                execution_id, exc)  # fmt: skip
+                    log.warning(
+                        "execution %s not advanced (the sweep retries): %s", execution_id, exc
+                    )
                 if execution_id not in self._again:
                     return
         finally:
@@ -103,7 +104,9 @@ class ExecutionRunner:
             await self.poke(other)
         return state
 
-    async def _step(self, state: ExecutionState, follow_up: list[str]) -> tuple[ExecutionState, bool]:
+    async def _step(
+        self, state: ExecutionState, follow_up: list[str]
+    ) -> tuple[ExecutionState, bool]:
         """One move; True when nothing more is to be done now."""
         now = self.clock()
         if state.status == "PENDING":
@@ -141,7 +144,9 @@ class ExecutionRunner:
     async def _trigger(self, state: ExecutionState) -> None:
         """Tell the job about an execution it has not heard of (admitted or queued)."""
         command = TriggerJob(
-            execution_id=state.execution_id, trigger=state.trigger, scheduled_for=state.scheduled_for
+            execution_id=state.execution_id,
+            trigger=state.trigger,
+            scheduled_for=state.scheduled_for,
         )
         await self._on_job(state.job_id, command)
 
@@ -191,8 +196,9 @@ class ExecutionRunner:
             definition = node_definition(state, state.task(task_id), now=self.tasks.clock())
             async with slots:
                 try:
-                    await self.tasks.create(state.project_id, definition, actor=self.actor,
-                                            task_id=flights[task_id])  # fmt: skip
+                    await self.tasks.create(
+                        state.project_id, definition, actor=self.actor, task_id=flights[task_id]
+                    )
                 except InvalidState:
                     pass  # created by another pass already
 
@@ -202,7 +208,8 @@ class ExecutionRunner:
         """Stop the core tasks of a cancelled execution's in-flight nodes."""
         for core_id in core_ids:
             try:
-                await self.tasks.execute(project_id, core_id, CancelTask(reason="execution cancelled"),
-                                         actor=self.actor)  # fmt: skip
+                await self.tasks.execute(
+                    project_id, core_id, CancelTask(reason="execution cancelled"), actor=self.actor
+                )
             except (NotFound, InvalidState):
                 continue

@@ -18,8 +18,11 @@ from services.jobs.sweep import JobSweeper
 from services.tasks.service import Actor, TaskService
 from tests.integration.jobs_rig import JobsRig, jobs_running, statuses
 
-FAST = {"type": "ON_FAILURE", "maxRetries": 2,
-        "backoff": {"strategy": "fixed", "delaySeconds": 0.1, "maxDelaySeconds": 1}}  # fmt: skip
+FAST = {
+    "type": "ON_FAILURE",
+    "maxRetries": 2,
+    "backoff": {"strategy": "fixed", "delaySeconds": 0.1, "maxDelaySeconds": 1},
+}
 
 
 @pytest.fixture
@@ -46,11 +49,17 @@ async def test_trigger_rules_decide_which_tasks_run(rig: JobsRig) -> None:
     execution_id = await rig.trigger(job_id, json={"params": {"day": "mon"}})
     done = await rig.finished(job_id, execution_id)
     assert statuses(done) == {
-        "ok": "SUCCEEDED", "bad": "FAILED", "after_bad": "UPSTREAM_FAILED",
-        "after_after": "UPSTREAM_FAILED", "alert": "SUCCEEDED", "quiet_alert": "SKIPPED",
-        "cleanup": "SUCCEEDED", "any_ok": "SUCCEEDED", "no_fail": "UPSTREAM_FAILED",
+        "ok": "SUCCEEDED",
+        "bad": "FAILED",
+        "after_bad": "UPSTREAM_FAILED",
+        "after_after": "UPSTREAM_FAILED",
+        "alert": "SUCCEEDED",
+        "quiet_alert": "SKIPPED",
+        "cleanup": "SUCCEEDED",
+        "any_ok": "SUCCEEDED",
+        "no_fail": "UPSTREAM_FAILED",
         "skipped_ok": "SUCCEEDED",
-    }  # fmt: skip
+    }
     assert done["status"] == "FAILED"
     for never in ("/after_bad", "/after_after", "/quiet_alert", "/no_fail"):
         assert rig.receiver.calls(never) == []
@@ -73,16 +82,22 @@ async def test_trigger_rules_decide_which_tasks_run(rig: JobsRig) -> None:
     ],
 )
 async def test_retry_policies_against_a_receiver(
-    rig: JobsRig, policy: dict, behaviour: list, timeout: int, status: str, attempts: int,
+    rig: JobsRig,
+    policy: dict,
+    behaviour: list,
+    timeout: int,
+    status: str,
+    attempts: int,
     calls: int,
-) -> None:  # fmt: skip
+) -> None:
     def answer(n: int) -> tuple[int, float]:
         step = behaviour[min(n, len(behaviour)) - 1]
         return (200, 3.0) if step == "slow" else (step, 0.0)
 
     rig.receiver.behaviour["/flaky"] = answer
-    job_id = await rig.create(rig.task("flaky", path="/flaky", timeoutSeconds=timeout),
-                              retryPolicy=policy)  # fmt: skip
+    job_id = await rig.create(
+        rig.task("flaky", path="/flaky", timeoutSeconds=timeout), retryPolicy=policy
+    )
     execution_id = await rig.trigger(job_id)
     done = await rig.finished(job_id, execution_id)
     (node,) = done["tasks"]
@@ -95,7 +110,9 @@ async def test_retry_policies_against_a_receiver(
 
 
 async def test_retry_after_on_503_is_honoured(rig: JobsRig) -> None:
-    rig.receiver.behaviour["/busy"] = lambda n: (503, 0.0, {"Retry-After": "1"}) if n == 1 else (200, 0.0)
+    rig.receiver.behaviour["/busy"] = lambda n: (
+        (503, 0.0, {"Retry-After": "1"}) if n == 1 else (200, 0.0)
+    )
     job_id = await rig.create(rig.task("busy", path="/busy"), retryPolicy=FAST)
     done = await rig.finished(job_id, await rig.trigger(job_id))
     first, second = rig.receiver.calls("/busy")
@@ -109,8 +126,11 @@ async def test_a_running_execution_keeps_its_version_while_the_job_is_edited(rig
     job_id = await rig.create(rig.task("first", path="/slow"), rig.task("second", "first"))
     old = await rig.trigger(job_id)
     await rig.receiver.wait_for("/slow", 1)
-    status, body, _ = await rig.api.call("PUT", f"/jobs/{job_id}", json={"tasks": [
-        rig.task("first", path="/v2"), rig.task("third", "first")]})  # fmt: skip
+    status, body, _ = await rig.api.call(
+        "PUT",
+        f"/jobs/{job_id}",
+        json={"tasks": [rig.task("first", path="/v2"), rig.task("third", "first")]},
+    )
     assert (status, body["version"]) == (200, 2)
     done = await rig.finished(job_id, old)
     assert done["definitionVersion"] == 1 and set(statuses(done)) == {"first", "second"}
@@ -155,9 +175,11 @@ async def test_cancel_and_retry_of_an_execution(rig: JobsRig) -> None:
     rig.receiver.behaviour["/slow"] = lambda n: (200, 5.0 if n == 1 else 0.0)
     none = {"type": "NONE", "maxRetries": 0}
     job_id = await rig.create(
-        rig.task("ok"), rig.task("flip", "ok", path="/flip", retryPolicy=none),
-        rig.task("after", "flip"), maxActiveRuns=2,
-    )  # fmt: skip
+        rig.task("ok"),
+        rig.task("flip", "ok", path="/flip", retryPolicy=none),
+        rig.task("after", "flip"),
+        maxActiveRuns=2,
+    )
     execution_id = await rig.trigger(job_id)
     failed = await rig.finished(job_id, execution_id)
     assert statuses(failed) == {"ok": "SUCCEEDED", "flip": "FAILED", "after": "UPSTREAM_FAILED"}
@@ -192,8 +214,12 @@ async def test_a_cron_job_fires_in_its_timezone(pool: asyncpg.Pool) -> None:
     from domain.actions import HandlerAction
     from domain.job_definition import JobDefinition, JobTask
 
-    definition = JobDefinition(name="kathmandu", schedule="30 9 * * *", timezone="Asia/Kathmandu",
-                               tasks=(JobTask(id="a", name="a", action=HandlerAction(name="x")),))  # fmt: skip
+    definition = JobDefinition(
+        name="kathmandu",
+        schedule="30 9 * * *",
+        timezone="Asia/Kathmandu",
+        tasks=(JobTask(id="a", name="a", action=HandlerAction(name="x")),),
+    )
     job = await jobs.create("p", definition, actor=Actor("test", "t"))
     assert job.next_fire_at == datetime(2026, 12, 1, 3, 45, tzinfo=UTC)
     sweeper = JobSweeper(pool, jobs)
@@ -208,8 +234,12 @@ async def test_a_cron_job_fires_in_its_timezone(pool: asyncpg.Pool) -> None:
     assert state.next_fire_at == datetime(2026, 12, 2, 3, 45, tzinfo=UTC)
     await sweeper.tick()  # the same fire time never fires twice
     assert await pool.fetchval("SELECT count(*) FROM execution_view") == 1
-    await jobs.execute("p", job.job_id, __import__("domain.job", fromlist=["PauseJob"]).PauseJob(),
-                       actor=Actor("test", "t"))  # fmt: skip
+    await jobs.execute(
+        "p",
+        job.job_id,
+        __import__("domain.job", fromlist=["PauseJob"]).PauseJob(),
+        actor=Actor("test", "t"),
+    )
     clock["now"] = datetime(2026, 12, 2, 3, 45, 1, tzinfo=UTC)
     await sweeper.tick()
     skipped = await pool.fetch(

@@ -90,7 +90,9 @@ class JobStore:
         assert new is not None
         view = InlineWrite(JOB_UPSERT_SQL, job_view_row(new, encode(new)))
         expected = -1 if state is None else state.version
-        await self.committer.submit(_item(job_stream(job_id), project_id, expected, events, actor), [view])
+        await self.committer.submit(
+            _item(job_stream(job_id), project_id, expected, events, actor), [view]
+        )
         return new
 
     async def append_execution(
@@ -126,8 +128,12 @@ def _item(
         project_id=project_id,
         expected=expected,
         events=[
-            NewEvent(type=type_of(e), data=msgspec.Raw(encode(e)), schema=SCHEMA_VERSION,
-                     metadata=metadata)  # fmt: skip
+            NewEvent(
+                type=type_of(e),
+                data=msgspec.Raw(encode(e)),
+                schema=SCHEMA_VERSION,
+                metadata=metadata,
+            )
             for e in events
         ],
     )

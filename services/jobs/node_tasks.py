@@ -65,5 +65,3 @@ def _with_context(action: Action, execution: ExecutionState, task: JobTask) -> A
         body = encode(execution.params).decode()
         headers.setdefault("Content-Type", "application/json")
     return msgspec.structs.replace(action, headers=headers, body=body)
-
-

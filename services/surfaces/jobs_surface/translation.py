@@ -17,8 +17,11 @@ def retry_in(body: s.RetryPolicyBody) -> JobRetryPolicy:
     return JobRetryPolicy(
         type=body.type,
         max_retries=body.max_retries,
-        backoff=Backoff(strategy=b.strategy, delay_seconds=b.delay_seconds,
-                        max_delay_seconds=b.max_delay_seconds),  # fmt: skip
+        backoff=Backoff(
+            strategy=b.strategy,
+            delay_seconds=b.delay_seconds,
+            max_delay_seconds=b.max_delay_seconds,
+        ),
     )
 
 
@@ -27,8 +30,11 @@ def retry_out(policy: JobRetryPolicy) -> s.RetryPolicyBody:
     return s.RetryPolicyBody(
         type=policy.type,
         max_retries=policy.max_retries,
-        backoff=s.BackoffBody(strategy=b.strategy, delay_seconds=b.delay_seconds,
-                              max_delay_seconds=b.max_delay_seconds),  # fmt: skip
+        backoff=s.BackoffBody(
+            strategy=b.strategy,
+            delay_seconds=b.delay_seconds,
+            max_delay_seconds=b.max_delay_seconds,
+        ),
     )
 
 
@@ -108,11 +114,18 @@ def task_out(task: JobTask, tasks: tuple[JobTask, ...]) -> s.TaskOut:
 def summary_out(job: JobState) -> s.JobSummary:
     d = job.definition
     return s.JobSummary(
-        id=job.job_id, name=d.name, description=d.description, schedule=d.schedule,
-        timezone=d.timezone, paused=job.paused, version=job.definition_version,
-        task_count=len(d.tasks), next_fire_at=job.next_fire_at, created_at=job.created_at,
+        id=job.job_id,
+        name=d.name,
+        description=d.description,
+        schedule=d.schedule,
+        timezone=d.timezone,
+        paused=job.paused,
+        version=job.definition_version,
+        task_count=len(d.tasks),
+        next_fire_at=job.next_fire_at,
+        created_at=job.created_at,
         updated_at=job.updated_at,
-    )  # fmt: skip
+    )
 
 
 def job_out(job: JobState) -> s.JobOut:
@@ -170,7 +183,12 @@ def execution_out(state: ExecutionState) -> s.ExecutionOut:
 
 def record_out(state: ExecutionState) -> s.ExecutionRecord:
     return s.ExecutionRecord(
-        execution_id=state.execution_id, status=state.status, trigger=state.trigger,
-        definition_version=state.definition_version, scheduled_for=state.scheduled_for,
-        created_at=state.created_at, started_at=state.started_at, finished_at=state.finished_at,
-    )  # fmt: skip
+        execution_id=state.execution_id,
+        status=state.status,
+        trigger=state.trigger,
+        definition_version=state.definition_version,
+        scheduled_for=state.scheduled_for,
+        created_at=state.created_at,
+        started_at=state.started_at,
+        finished_at=state.finished_at,
+    )
