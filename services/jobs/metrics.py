@@ -1,27 +1,12 @@
-"""Prometheus figures of jobs: executions reaching each status, and the DAG hop latency."""
+"""Counting job events that were just appended (the metrics are in services/metrics/catalog.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prometheus_client import Counter, Histogram
-
 from domain import job_events as ev
 from domain.job_execution import ExecutionState
-
-# A hop on an idle machine takes milliseconds; a backlog, seconds.
-_HOP_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
-
-JOB_EXECUTIONS = Counter(
-    "taskstream_job_executions",
-    "Job executions reaching each status (PENDING when created).",
-    ["status"],
-)
-JOB_HOP_SECONDS = Histogram(
-    "taskstream_job_hop_seconds",
-    "From the last upstream task of a job task finishing to that task starting.",
-    buckets=_HOP_BUCKETS,
-)
+from services.metrics.catalog import JOB_EXECUTIONS, JOB_HOP_SECONDS
 
 _STATUS_OF: dict[type, str] = {
     ev.ExecutionCreated: "PENDING",

@@ -1,4 +1,4 @@
-"""A gateway, a scheduler (with the jobs sweep) and an executor over a fresh database, with a
+"""A gateway, schedulers (with the jobs sweep) and an executor over a fresh database, with a
 real receiver: jobs created through the API run on the core while the block lasts."""
 
 from __future__ import annotations
@@ -12,10 +12,14 @@ from typing import Any
 
 import asyncpg
 
+from infra.egress_client import EgressClient
+from services.jobs.service import JobService
+from services.jobs.sweep import JobSweeper, SweepConfig
+from services.runs.executor import RunExecutor
 from services.surfaces.kit.context import CONTEXT
 from tests.integration.api_harness import Api, running_api
-from tests.integration.callback_rig import callbacks_running
-from tests.integration.receiver import Receiver
+from tests.integration.receiver import Receiver, running_receiver
+from tests.integration.test_execution_path import Rig, run_schedulers, stop_all
 
 
 @dataclass
@@ -23,15 +27,19 @@ class JobsRig:
     api: Api
     receiver: Receiver
 
+    @property
+    def jobs(self) -> JobService:
+        return self.api.app[CONTEXT].jobs
+
     def task(self, task_id: str, *deps: str, path: str | None = None, **extra: Any) -> dict:
+        url = self.receiver.url + (path or f"/{task_id}")
         return {
             "id": task_id,
             "name": f"task {task_id}",
-            "action": {"kind": "http", "url": self.receiver.url + (path or f"/{task_id}"),
-                       "method": "POST"},
+            "action": {"kind": "http", "url": url, "method": "POST"},
             "dependencies": list(deps),
             **extra,
-        }  # fmt: skip
+        }
 
     async def create(self, *tasks: dict, key: str | None = None, **fields: Any) -> str:
         status, body, _ = await self.api.call(
@@ -52,6 +60,7 @@ class JobsRig:
 
     async def finished(self, job_id: str, execution_id: str, timeout: float = 20.0) -> dict:
         deadline = time.monotonic() + timeout
+        body: dict = {}
         while time.monotonic() < deadline:
             body = await self.execution(job_id, execution_id)
             if body["finishedAt"] is not None:
@@ -72,10 +81,22 @@ def statuses(execution: dict) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def jobs_running(pool: asyncpg.Pool, **settings: Any) -> AsyncIterator[JobsRig]:
-    async with running_api(pool, **settings) as api, callbacks_running(api) as receiver:
-        yield JobsRig(api, receiver)
-
-
-def job_service(api: Api) -> Any:
-    return api.app[CONTEXT].jobs
+async def jobs_running(
+    pool: asyncpg.Pool, *, schedulers: int = 1, **settings: Any
+) -> AsyncIterator[JobsRig]:
+    """Yield a rig; `schedulers` replicas dispatch and sweep, one executor runs the calls."""
+    async with running_api(pool, **settings) as api:
+        tasks = api.app[CONTEXT].tasks
+        jobs = api.app[CONTEXT].jobs
+        async with running_receiver() as receiver, EgressClient("127.0.0.0/8") as egress:
+            executor = RunExecutor(pool, tasks, egress, worker_id="w-test", lease_seconds=3.0,
+                                   random_unit=lambda: 0.0)  # fmt: skip
+            _, stop, loops = await run_schedulers(
+                Rig(pool, tasks, executor, receiver),
+                count=schedulers,
+                jobs=lambda: JobSweeper(pool, jobs, config=SweepConfig(quiet_seconds=1.0)),
+            )
+            try:
+                yield JobsRig(api, receiver)
+            finally:
+                await stop_all(stop, loops)
