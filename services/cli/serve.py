@@ -96,7 +96,15 @@ async def _serve(
                 run_sender(broker),
                 config=SchedulerConfig(dispatch_lease_seconds=settings.dispatch_lease_seconds),
                 webhooks=WebhookPump(pool, webhook_sender(broker)),
-                jobs=JobSweeper(pool, JobService(tasks, allow_commands=settings.allow_commands)),
+                jobs=JobSweeper(
+                    pool,
+                    JobService(
+                        tasks,
+                        allow_commands=settings.allow_commands,
+                        send_runs=run_sender(broker),
+                        dispatch_lease_seconds=settings.dispatch_lease_seconds,
+                    ),
+                ),
             )
             scheduling = asyncio.create_task(scheduler.run(stop))
             print(f"scheduler {scheduler.id} running")

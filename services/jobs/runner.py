@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import asyncpg
@@ -36,6 +36,7 @@ from domain.job_execution import (
     in_flight,
     observe,
 )
+from domain.job_execution import fold as fold_execution
 from domain.task import TaskState
 from infra.event_store import WrongExpectedVersion
 from infra.json_codec import decode_state
@@ -45,6 +46,7 @@ from services.tasks.service import Actor, TaskService
 
 log = logging.getLogger(__name__)
 
+SendRuns = Callable[[list[tuple[str, str, int]]], Awaitable[None]]
 PASSES = 20
 CREATE_CONCURRENCY = 64
 _CORE_STATES = "SELECT task_id, state::text FROM task_view WHERE task_id = ANY($1::text[])"
@@ -58,10 +60,16 @@ class ExecutionRunner:
         *,
         clock: Callable[[], datetime],
         actor: Actor | None = None,
+        send_runs: SendRuns | None = None,
+        dispatch_lease_seconds: float = 60.0,
     ) -> None:
         self.store = store
         self.tasks = tasks
         self.clock = clock
+        # With a way to the workers, a ready node's core task is created already dispatched
+        # and sent at once; without, the schedulers pick it up (woken by its insert).
+        self.send_runs = send_runs
+        self.dispatch_lease_seconds = dispatch_lease_seconds
         self.actor = actor or Actor("jobs", "runner")
         self._active: set[str] = set()
         self._again: set[str] = set()
@@ -125,10 +133,23 @@ class ExecutionRunner:
             cores = await self._core_states(list(flights.values()))
             seen = {t: observe(cores[c]) for t, c in flights.items() if c in cores}
             events = decide_advance(state, seen, now=now)
-            if events:
-                state = await self._append(state, events)
-            missing = [t for t, c in in_flight(state).items() if c not in cores]
-            await self._create_core_tasks(state, missing)
+            after = fold_execution(events, state) or state
+            missing = [t for t, c in in_flight(after).items() if c not in cores]
+            # Both at once (they usually share one group commit): a core task created for an
+            # append that then loses a conflict is found again by the next pass, whose same
+            # decision names the same deterministic core task id.
+            appended, created = await asyncio.gather(
+                self._append(state, events),
+                self._create_core_tasks(after, missing),
+                return_exceptions=True,
+            )
+            if isinstance(created, BaseException):
+                raise created
+            if isinstance(appended, BaseException):
+                if isinstance(appended, WrongExpectedVersion) and missing:
+                    await self._drop_orphans(after, missing)
+                raise appended
+            state = appended
             if not state.settled:
                 return state, True
         follow_up += await self._end(state)
@@ -191,18 +212,43 @@ class ExecutionRunner:
             return
         flights = in_flight(state)
         slots = asyncio.Semaphore(CREATE_CONCURRENCY)
+        runs: list[tuple[str, str, int]] = []
 
         async def create(task_id: str) -> None:
             definition = node_definition(state, state.task(task_id), now=self.tasks.clock())
+            core_id = flights[task_id]
             async with slots:
                 try:
-                    await self.tasks.create(
-                        state.project_id, definition, actor=self.actor, task_id=flights[task_id]
-                    )
+                    if self.send_runs is None:
+                        await self.tasks.create(
+                            state.project_id, definition, actor=self.actor, task_id=core_id
+                        )
+                        return
+                    _, dispatched = await self.tasks.create_dispatched(
+                        state.project_id, definition, actor=self.actor, task_id=core_id,
+                        lease_seconds=self.dispatch_lease_seconds,
+                    )  # fmt: skip
                 except InvalidState:
-                    pass  # created by another pass already
+                    return  # created by another pass already
+            if dispatched is not None:
+                runs.append((core_id, dispatched.run_id, dispatched.attempt))
 
         await asyncio.gather(*(create(t) for t in task_ids))
+        if runs and self.send_runs is not None:
+            try:
+                await self.send_runs(runs)
+            except Exception as exc:  # the lease sweep re-runs every run not sent
+                log.warning("could not send %d job runs: %s", len(runs), exc)
+
+    async def _drop_orphans(self, decided: ExecutionState, task_ids: list[str]) -> None:
+        """Cancel core tasks created for a decision that lost to another writer, unless the
+        winner's state runs them too (it usually does: the same decision)."""
+        now = await self.store.execution_any(decided.execution_id)
+        keep = set(in_flight(now).values()) if now is not None else set()
+        pending = {t for t, n in (now.nodes.items() if now else ()) if n.status == "PENDING"}
+        flights = in_flight(decided)
+        orphans = [flights[t] for t in task_ids if flights[t] not in keep and t not in pending]
+        await self.cancel_core_tasks(decided.project_id, orphans)
 
     async def cancel_core_tasks(self, project_id: str, core_ids: list[str]) -> None:
         """Stop the core tasks of a cancelled execution's in-flight nodes."""

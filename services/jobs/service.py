@@ -28,13 +28,14 @@ from domain.task import TaskState
 from infra.event_store import WrongExpectedVersion
 from infra.json_codec import encode
 from services.jobs.node_tasks import execution_of
-from services.jobs.runner import ExecutionRunner
+from services.jobs.runner import ExecutionRunner, SendRuns
 from services.jobs.store import JobStore
 from services.tasks.service import Actor, TaskService, utcnow
 
 CONFLICT_RETRIES = 5
 MAX_KEY = 200
 MAX_PARAMS_BYTES = 10 * 1024
+START_RECORD_DELAY = 0.25
 _OUTCOMES = (TaskCompleted, TaskFailed, TaskRetrying, TaskCancelled, TaskDeleted)
 
 
@@ -54,12 +55,17 @@ class JobService:
         *,
         allow_commands: bool = False,
         clock: Callable[[], datetime] = utcnow,
+        send_runs: SendRuns | None = None,
+        dispatch_lease_seconds: float = 60.0,
     ) -> None:
         self.tasks = tasks
         self.store = JobStore(tasks.pool, tasks.committer)
         self.allow_commands = allow_commands
         self.clock = clock
-        self.runner = ExecutionRunner(self.store, tasks, clock=clock)
+        self.runner = ExecutionRunner(
+            self.store, tasks, clock=clock, send_runs=send_runs,
+            dispatch_lease_seconds=dispatch_lease_seconds,
+        )  # fmt: skip
         self._background: set[asyncio.Task[None]] = set()
         tasks.observers.append(self._follow_core_task)
 
@@ -71,10 +77,16 @@ class JobService:
         if any(isinstance(e, _OUTCOMES) for e in events):
             await self.runner.poke(execution_id)
         elif any(isinstance(e, TaskStarted) for e in events):
-            # Recording the start must not delay the action it precedes.
-            task = asyncio.create_task(self.runner.poke(execution_id))
+            # Recorded a moment later and in the background: it must not delay the action, and
+            # a quick task's outcome records its start too (a pass for the start alone would
+            # hold up the hop that follows it).
+            task = asyncio.create_task(self._record_start(execution_id))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    async def _record_start(self, execution_id: str) -> None:
+        await asyncio.sleep(START_RECORD_DELAY)
+        await self.runner.poke(execution_id)
 
     async def get(self, project_id: str, job_id: str) -> JobState:
         return await self.store.job(project_id, job_id)

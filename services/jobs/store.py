@@ -13,7 +13,7 @@ from domain.job import fold as fold_job
 from domain.job_events import ExecutionEvent, JobEvent, type_of
 from domain.job_execution import ExecutionState
 from domain.job_execution import fold as fold_execution
-from infra.event_store import AppendItem, NewEvent
+from infra.event_store import AppendItem
 from infra.group_commit import GroupCommitter, InlineWrite
 from infra.json_codec import encode
 from projections.job_views import (
@@ -23,7 +23,7 @@ from projections.job_views import (
     job_view_row,
 )
 from services.jobs.metrics import count_execution
-from services.tasks.service import Actor
+from services.tasks.service import Actor, new_events
 
 SCHEMA_VERSION = 1
 _job_decoder = msgspec.json.Decoder(JobState)
@@ -120,20 +120,9 @@ def _item(
     events: Sequence[JobEvent | ExecutionEvent],
     actor: Actor,
 ) -> AppendItem:
-    metadata = {"actor": f"{actor.kind}:{actor.id}"}
-    if actor.correlation_id:
-        metadata["correlation_id"] = actor.correlation_id
     return AppendItem(
         stream_id=stream_id,
         project_id=project_id,
         expected=expected,
-        events=[
-            NewEvent(
-                type=type_of(e),
-                data=msgspec.Raw(encode(e)),
-                schema=SCHEMA_VERSION,
-                metadata=metadata,
-            )
-            for e in events
-        ],
+        events=new_events(events, type_of, actor, SCHEMA_VERSION),
     )

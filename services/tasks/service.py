@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import msgspec
 
 from domain.commands import CreateTask, TaskCommand, TriggerTask, UpdateTask
 from domain.errors import DomainError, InvalidState, NotFound, ValidationError
-from domain.events import SCHEMA_VERSION, TaskEvent, event_type
+from domain.events import SCHEMA_VERSION, TaskDispatched, TaskEvent, event_type
+from domain.execution import decide_dispatch
 from domain.task import TaskState, decide, fold
 from domain.task_definition import TaskDefinition
 from infra.event_store import (
@@ -62,6 +64,19 @@ class Actor(msgspec.Struct, frozen=True):
 
 
 AppendObserver = Callable[[TaskState, list[TaskEvent]], Awaitable[None]]
+
+
+def new_events(
+    events: Sequence[Any], type_of: Callable[[Any], str], actor: Actor, schema: int
+) -> list[NewEvent]:
+    """Decided events as log rows, each carrying who acted (and the request's correlation id)."""
+    metadata = {"actor": f"{actor.kind}:{actor.id}"}
+    if actor.correlation_id:
+        metadata["correlation_id"] = actor.correlation_id
+    return [
+        NewEvent(type=type_of(e), data=msgspec.Raw(encode(e)), schema=schema, metadata=metadata)
+        for e in events
+    ]
 
 
 def utcnow() -> datetime:
@@ -161,6 +176,35 @@ class TaskService:
             return Created(state, created=True)
         raise InvalidState(f"dedupe key {definition.dedupe_key!r} is changing too fast; try again")
 
+    async def create_dispatched(
+        self,
+        project_id: str,
+        definition: TaskDefinition,
+        *,
+        actor: Actor,
+        task_id: str,
+        lease_seconds: float,
+    ) -> tuple[TaskState, TaskDispatched | None]:
+        """Create a task that is due now with its first run dispatched, in one append.
+
+        For a caller that hands the run to the broker itself (a job's next node): it saves the
+        scheduler's wake-up and claim. The run is an ordinary dispatch with a lease, so a lost
+        message is recovered by the lease sweep like any other.
+        """
+        now = self.clock()
+        command = CreateTask(task_id=task_id, project_id=project_id, definition=definition)
+        events = decide(None, command, now=now, allow_commands=self.allow_commands)
+        created = fold(events)
+        assert created is not None
+        dispatch = decide_dispatch(
+            created, now=now, run_id=str(uuid.uuid4()), lease_seconds=lease_seconds
+        )
+        try:
+            state = await self._append(None, task_id, project_id, [*events, *dispatch], actor)
+        except WrongExpectedVersion:
+            raise InvalidState(f"task {task_id} already exists") from None
+        return state, next((e for e in dispatch if isinstance(e, TaskDispatched)), None)
+
     async def release_dedupe_key(self, project_id: str, key: str, task_id: str) -> None:
         """Free `key` if `task_id` still holds it, so the next create may claim it.
 
@@ -244,22 +288,11 @@ class TaskService:
     ) -> TaskState:
         new_state = fold(events, state)
         assert new_state is not None
-        metadata = {"actor": f"{actor.kind}:{actor.id}"}
-        if actor.correlation_id:
-            metadata["correlation_id"] = actor.correlation_id
         item = AppendItem(
             stream_id=stream_of(task_id),
             project_id=project_id,
             expected=-1 if state is None else state.version,
-            events=[
-                NewEvent(
-                    type=event_type(e),
-                    data=msgspec.Raw(encode(e)),
-                    schema=SCHEMA_VERSION,
-                    metadata=metadata,
-                )
-                for e in events
-            ],
+            events=new_events(events, event_type, actor, SCHEMA_VERSION),
             dedupe=dedupe,
             slot=slot,
         )

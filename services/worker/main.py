@@ -113,7 +113,10 @@ def declare_worker(
         await egress.__aenter__()
         tasks = TaskService(pool, committer, allow_commands=allow_commands)
         # Follows the core tasks of job executions: a node's outcome advances its DAG here.
-        JobService(tasks, allow_commands=allow_commands)
+        JobService(
+            tasks, allow_commands=allow_commands, send_runs=run_sender(broker),
+            dispatch_lease_seconds=settings.dispatch_lease_seconds,
+        )  # fmt: skip
         executor = RunExecutor(
             pool,
             tasks,

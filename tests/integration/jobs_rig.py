@@ -26,6 +26,17 @@ from tests.integration.test_execution_path import Rig, run_schedulers, stop_all
 class JobsRig:
     api: Api
     receiver: Receiver
+    executor: RunExecutor
+
+    def dispatch_directly(self) -> list[asyncio.Task]:
+        """Let the runner hand new nodes' runs to the executor itself, as workers do."""
+        started: list[asyncio.Task] = []
+
+        async def send(runs: list[tuple[str, str, int]]) -> None:
+            started.extend(asyncio.create_task(self.executor.execute(*run)) for run in runs)
+
+        self.jobs.runner.send_runs = send
+        return started
 
     @property
     def jobs(self) -> JobService:
@@ -97,6 +108,6 @@ async def jobs_running(
                 jobs=lambda: JobSweeper(pool, jobs, config=SweepConfig(quiet_seconds=1.0)),
             )
             try:
-                yield JobsRig(api, receiver)
+                yield JobsRig(api, receiver, executor)
             finally:
                 await stop_all(stop, loops)

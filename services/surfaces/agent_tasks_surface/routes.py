@@ -28,7 +28,7 @@ from services.surfaces.agent_tasks_surface.translation import (
     task_out,
 )
 from services.surfaces.kit.context import context_of
-from services.surfaces.kit.http_json import read_query, respond
+from services.surfaces.kit.http_json import check_page, read_query, respond
 from services.surfaces.kit.problems import HttpProblem
 from services.surfaces.kit.request_body import read_json
 from services.surfaces.kit.route_table import Handler, Route
@@ -54,12 +54,7 @@ def surface_fields() -> Iterator[None]:
 
 async def list_handler(request: web.Request) -> web.Response:
     q = read_query(request, s.AgentTasksQuery)
-    if not 1 <= q.limit <= s.MAX_LIMIT:
-        raise HttpProblem(
-            422, "validation_error", f"limit must be between 1 and {s.MAX_LIMIT}", field="limit"
-        )
-    if q.offset < 0:
-        raise HttpProblem(422, "validation_error", "offset must be 0 or more", field="offset")
+    check_page(q.limit, q.offset, s.MAX_LIMIT)
     states, total = await list_tasks(
         context_of(request).pool,
         project_of(request),

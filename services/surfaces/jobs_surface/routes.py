@@ -25,11 +25,11 @@ from services.surfaces.jobs_surface.translation import (
     task_out,
 )
 from services.surfaces.kit.context import context_of
-from services.surfaces.kit.http_json import read_query, respond
+from services.surfaces.kit.http_json import check_page, read_query, respond
 from services.surfaces.kit.openapi import openapi_document
 from services.surfaces.kit.problems import HttpProblem
 from services.surfaces.kit.request_body import read_json
-from services.surfaces.kit.route_table import Route
+from services.surfaces.kit.route_table import Handler, Route
 from services.surfaces.kit.surface import actor_of, project_of
 
 _TASK_PREFIX = re.compile(r"^tasks\[\d+\]\.")
@@ -61,12 +61,7 @@ def _task_fields() -> Iterator[None]:
 
 def _page(request: web.Request) -> s.PageQuery:
     q = read_query(request, s.PageQuery)
-    if not 1 <= q.limit <= s.MAX_LIMIT:
-        raise HttpProblem(
-            422, "validation_error", f"limit must be between 1 and {s.MAX_LIMIT}", field="limit"
-        )
-    if q.offset < 0:
-        raise HttpProblem(422, "validation_error", "offset must be 0 or more", field="offset")
+    check_page(q.limit, q.offset, s.MAX_LIMIT)
     return q
 
 
@@ -211,24 +206,17 @@ async def get_execution(request: web.Request) -> web.Response:
     return respond(execution_out(state))
 
 
-async def cancel_execution(request: web.Request) -> web.Response:
-    state = await _jobs(request).cancel(
-        project_of(request),
-        _id(request),
-        request.match_info["executionId"],
-        actor=actor_of(request),
-    )
-    return respond(execution_out(state))
+def _on_execution(act: str, status: int) -> Handler:
+    """A handler calling JobService.`act` (cancel, retry) on the execution in the path."""
 
+    async def handler(request: web.Request) -> web.Response:
+        state = await getattr(_jobs(request), act)(
+            project_of(request), _id(request), request.match_info["executionId"],
+            actor=actor_of(request),
+        )  # fmt: skip
+        return respond(execution_out(state), status=status)
 
-async def retry_execution(request: web.Request) -> web.Response:
-    state = await _jobs(request).retry(
-        project_of(request),
-        _id(request),
-        request.match_info["executionId"],
-        actor=actor_of(request),
-    )
-    return respond(execution_out(state), status=202)
+    return handler
 
 
 async def _execute(request: web.Request, command: object) -> object:
@@ -377,7 +365,7 @@ ROUTES = [
     Route(
         "POST",
         _EXECUTION + "/cancel",
-        cancel_execution,
+        _on_execution("cancel", 200),
         "Cancel an execution",
         s.ExecutionOut,
         errors=_STATE_ERRORS,
@@ -385,7 +373,7 @@ ROUTES = [
     Route(
         "POST",
         _EXECUTION + "/retry",
-        retry_execution,
+        _on_execution("retry", 202),
         "Re-run failed tasks and what depends on them",
         s.ExecutionOut,
         status=202,

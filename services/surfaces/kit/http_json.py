@@ -40,3 +40,13 @@ def read_query(request: web.Request, type_: type[T]) -> T:
             f"query parameter {field or ''}: {exc}".replace("$.", ""),
             field=field,
         ) from None
+
+
+def check_page(limit: int, offset: int, max_limit: int) -> None:
+    """A limit/offset pair in range, or a 422 naming the one that is not."""
+    if not 1 <= limit <= max_limit:
+        raise HttpProblem(
+            422, "validation_error", f"limit must be between 1 and {max_limit}", field="limit"
+        )
+    if offset < 0:
+        raise HttpProblem(422, "validation_error", "offset must be 0 or more", field="offset")
