@@ -8,7 +8,7 @@
 
 Tasks are `http` calls to a receiver on loopback answering 200 at once. Median of `--runs`.
 
-    python scripts/bench/dag.py [--chain 100] [--fan 500] [--runs 3]
+    python scripts/bench/dag.py [--chain 100] [--fan 498] [--runs 3] [--worker-poll-ms 10]
 """
 
 from __future__ import annotations
@@ -129,6 +129,42 @@ async def fan(base: str, http: aiohttp.ClientSession, dsn: str, url: str, n: int
     return {"makespan_s": span.total_seconds()}
 
 
+async def core_baseline(
+    base: str, http: aiohttp.ClientSession, dsn: str, url: str, n: int = 30
+) -> dict:
+    """The same server's plain task, one at a time: `/api` create (due now) → started, the
+    latency a scheduler-dispatched node pays; the hop is compared with it in the same run."""
+    ids = []
+    for _ in range(n):
+        body = {"name": "baseline", "action": {"kind": "http", "url": url, "method": "POST"}}
+        async with http.post(f"{base}/api/tasks", json=body) as r:
+            assert r.status == 201, await r.text()
+            task_id = (await r.json())["data"]["id"]
+        ids.append(task_id)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            async with http.get(f"{base}/api/tasks/{task_id}") as r:
+                if (await r.json())["data"]["status"] == "completed":
+                    break
+            await asyncio.sleep(0.02)
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT stream_id, type, data->>'at' AS at FROM events WHERE stream_id = ANY($1)"
+            " AND type IN ('task.created', 'task.started')",
+            [f"task-{t}" for t in ids],
+        )
+    finally:
+        await conn.close()
+    at = {(r["stream_id"], r["type"]): datetime.fromisoformat(r["at"]) for r in rows}
+    waits = [
+        (at[(f"task-{t}", "task.started")] - at[(f"task-{t}", "task.created")]).total_seconds()
+        * 1000
+        for t in ids
+    ]
+    return {"core_created_to_started_p50_ms": statistics.median(waits)}
+
+
 async def main_async(args: argparse.Namespace, base: str, key: str, dsn: str) -> None:
     results: list[dict] = []
     async with (
@@ -138,15 +174,20 @@ async def main_async(args: argparse.Namespace, base: str, key: str, dsn: str) ->
         url = f"{receiver.url}/node"
         for _ in range(args.runs):
             one = await chain(base, http, dsn, url, args.chain)
+            one |= await core_baseline(base, http, dsn, url)
             print(one, flush=True)
             one |= await fan(base, http, dsn, url, args.fan)
             print(one, flush=True)
             results.append(one)
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
-    print(f"machine: {os.cpu_count()} cores; {args.runs} runs (median)")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+          f"{args.runs} runs (median); worker poll {args.worker_poll_ms} ms")  # fmt: skip
     print(f"chain of {args.chain}: hop p50 {med['hop_p50_ms']:.1f} ms, "
           f"p99 {med['hop_p99_ms']:.1f} ms, max {med['hop_max_ms']:.1f} ms")  # fmt: skip
     print(f"fan-out {args.fan} + fan-in: make-span {med['makespan_s']:.2f} s")
+    base_ms = med["core_created_to_started_p50_ms"]
+    print(f"baseline, a plain /api task due now: created -> started p50 {base_ms:.1f} ms; "
+          f"hop p50 / baseline = {med['hop_p50_ms'] / base_ms:.2f}x")  # fmt: skip
     for key in (k for k in med if k.endswith("_p50_ms") and "->" in k):
         print(f"  hop stage {key}: {med[key]:.1f} ms")
 
@@ -159,9 +200,14 @@ def main() -> int:
     # 498 in the middle: with the root and the join, the job has 500 tasks, the most it may.
     parser.add_argument("--fan", type=int, default=498)
     parser.add_argument("--runs", type=int, default=3)
+    # The worker's idle broker poll (TASKSTREAM_WORKER_POLL_MS, default 100) is paid on every
+    # hop of a chain, where the worker is idle between nodes.
+    parser.add_argument("--worker-poll-ms", type=int, default=10)
     args = parser.parse_args()
     # A job of 502 tasks is ~90 KB of JSON: above the default 64 KB body limit.
-    with dev_server(egress_allow_cidrs="127.0.0.0/8", max_body_bytes=str(1 << 20)) as server:
+    settings = {"egress_allow_cidrs": "127.0.0.0/8", "max_body_bytes": str(1 << 20),
+                "worker_poll_ms": str(args.worker_poll_ms)}  # fmt: skip
+    with dev_server(**settings) as server:
         asyncio.run(main_async(args, server.base, server.api_key, server.dsn))
     return 0
 

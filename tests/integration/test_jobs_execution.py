@@ -169,7 +169,8 @@ async def test_max_active_runs_queues_a_second_trigger_until_the_first_ends(rig:
     one = await rig.finished(job_id, first)
     two = await rig.finished(job_id, second)
     assert one["status"] == two["status"] == "SUCCEEDED"
-    assert two["startedAt"] >= one["finishedAt"]
+    started, ended = (datetime.fromisoformat(x) for x in (two["startedAt"], one["finishedAt"]))
+    assert started >= ended
 
 
 async def test_cancel_and_retry_of_an_execution(rig: JobsRig) -> None:
