@@ -19,6 +19,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -76,22 +77,33 @@ async def node_times(dsn: str, execution_id: str) -> dict[tuple[str, str], datet
     return {(r["type"], r["task_id"]): datetime.fromisoformat(r["at"]) for r in rows}
 
 
+async def task_times(
+    dsn: str, task_ids: Iterable[str], types: list[str]
+) -> dict[tuple[str, str], datetime]:
+    """(task id, event type) → the event's own `at`, for the core tasks named."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT stream_id, type, data->>'at' AS at FROM events"
+            " WHERE stream_id = ANY($1) AND type = ANY($2)",
+            [f"task-{t}" for t in task_ids],
+            types,
+        )
+    finally:
+        await conn.close()
+    return {
+        (r["stream_id"].removeprefix("task-"), r["type"]): datetime.fromisoformat(r["at"])
+        for r in rows
+    }
+
+
 async def stages(dsn: str, execution_id: str, n: int) -> dict[str, float]:
     """Where a hop's time goes, from the core tasks' own events: the upstream's completion →
     the dependent's core task created → dispatched → started (medians, ms)."""
     ids = {node_task_id(execution_id, f"n{i}", 0): i for i in range(n)}
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT stream_id, type, data->>'at' AS at FROM events WHERE stream_id = ANY($1)"
-            " AND type IN ('task.created', 'task.dispatched', 'task.started', 'task.completed')",
-            [f"task-{t}" for t in ids],
-        )
-    finally:
-        await conn.close()
-    at: dict[tuple[int, str], datetime] = {
-        (ids[r["stream_id"].removeprefix("task-")], r["type"]): datetime.fromisoformat(r["at"])
-        for r in rows
+    types = ["task.created", "task.dispatched", "task.started", "task.completed"]
+    at = {
+        (ids[t], kind): moment for (t, kind), moment in (await task_times(dsn, ids, types)).items()
     }
     steps = [("task.completed", "task.created"), ("task.created", "task.dispatched"),
              ("task.dispatched", "task.started")]  # fmt: skip
@@ -147,20 +159,9 @@ async def core_baseline(
                 if (await r.json())["data"]["status"] == "completed":
                     break
             await asyncio.sleep(0.02)
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT stream_id, type, data->>'at' AS at FROM events WHERE stream_id = ANY($1)"
-            " AND type IN ('task.created', 'task.started')",
-            [f"task-{t}" for t in ids],
-        )
-    finally:
-        await conn.close()
-    at = {(r["stream_id"], r["type"]): datetime.fromisoformat(r["at"]) for r in rows}
+    at = await task_times(dsn, ids, ["task.created", "task.started"])
     waits = [
-        (at[(f"task-{t}", "task.started")] - at[(f"task-{t}", "task.created")]).total_seconds()
-        * 1000
-        for t in ids
+        (at[(t, "task.started")] - at[(t, "task.created")]).total_seconds() * 1000 for t in ids
     ]
     return {"core_created_to_started_p50_ms": statistics.median(waits)}
 
