@@ -220,6 +220,12 @@ async def test_bad_requests_answer_the_surface_error_shape(api: Api) -> None:
     assert status == 422 and body["error"]["field"] == "Idempotency-Key"
     status, body, _ = await api.call("GET", "/jobs?limit=0")
     assert status == 422 and body["error"]["field"] == "limit"
+    status, body, _ = await api.call("GET", "/jobs?page=0")
+    assert status == 422 and body["error"]["field"] == "page"
+    status, body, _ = await api.call("GET", "/jobs?sort=name")
+    assert status == 422 and body["error"]["field"] == "sort"
+    status, page_two, response = await api.call("GET", "/jobs?page=2&limit=1")
+    assert status == 200 and page_two == [] and response.headers["X-Offset"] == "1"
     status, body, _ = await api.call("GET", "/jobs", key="wrong")
     assert status == 401 and "error" in body
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import msgspec
 from aiohttp import web
 
 from domain.errors import DomainError
@@ -61,6 +62,10 @@ def _task_fields() -> Iterator[None]:
 
 def _page(request: web.Request) -> s.PageQuery:
     q = read_query(request, s.PageQuery)
+    if q.page is not None:
+        if q.page < 1:
+            raise HttpProblem(422, "validation_error", "page counts from 1", field="page")
+        q = msgspec.structs.replace(q, offset=(q.page - 1) * q.limit)
     check_page(q.limit, q.offset, s.MAX_LIMIT)
     return q
 

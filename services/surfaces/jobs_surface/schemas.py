@@ -97,8 +97,11 @@ class TriggerIn(_In, frozen=True):
 
 
 class PageQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`limit` with `offset`, or with `page` (from 1) for clients that count pages."""
+
     limit: int = 20
     offset: int = 0
+    page: int | None = None
 
 
 class TaskOut(_Out, frozen=True):
