@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from domain import events as ev
 from domain.errors import DomainError
-from domain.retry_policy import retry_delay, should_retry
+from domain.retry_policy import MAX_CAP_SECONDS, retries_reason, retry_delay, should_retry
 from domain.schedule import next_occurrence, occurrences_between
 from domain.task import TaskState
 
@@ -206,8 +206,13 @@ def decide_finish(
     error: str = "",
     reason: str = "error",
     duration_ms: float = 0.0,
+    retry_after: float | None = None,
 ) -> list[ev.TaskEvent]:
-    """The outcome of a running attempt: completed, or failed with a retry per the policy."""
+    """The outcome of a running attempt: completed, or failed with a retry per the policy.
+
+    `retry_after` is the wait a 429/503 answer asked for (Retry-After); it replaces the
+    policy's backoff for the next attempt, bounded by MAX_CAP_SECONDS.
+    """
     if state.run_status != "running" or (state.run_id, state.attempt) != (run_id, attempt):
         raise StaleDelivery(f"run {run_id} attempt {attempt} is not running")
     if ok:
@@ -217,7 +222,7 @@ def decide_finish(
             )
         ]
     return _failure(state, now=now, error=error, reason=reason, duration_ms=duration_ms,
-                    random_unit=random_unit)  # fmt: skip
+                    random_unit=random_unit, retry_after=retry_after)  # fmt: skip
 
 
 def decide_lease_expired(
@@ -240,6 +245,7 @@ def _failure(
     reason: str,
     duration_ms: float,
     random_unit: float,
+    retry_after: float | None = None,
 ) -> list[ev.TaskEvent]:
     policy = state.definition.retry
     run_id = state.run_id or ""
@@ -247,6 +253,7 @@ def _failure(
     retry = (
         state.lifecycle == "active"
         and reason not in PERMANENT_REASONS
+        and retries_reason(policy, reason)
         and should_retry(policy, retries_used)
     )
     events: list[ev.TaskEvent] = [
@@ -262,6 +269,8 @@ def _failure(
     ]
     if retry:
         delay = retry_delay(policy, retries_used + 1, random_unit)
+        if retry_after is not None:
+            delay = min(max(retry_after, 0.0), MAX_CAP_SECONDS)
         events.append(
             ev.TaskRetrying(
                 at=now,

@@ -10,12 +10,18 @@ import msgspec
 
 from domain.errors import ValidationError
 
-Backoff = Literal["exponential_jitter", "linear", "fixed"]
+Backoff = Literal["exponential_jitter", "exponential", "linear", "fixed"]
+# Which failures a retry is granted for: `any` (also timeouts and lost workers) or only
+# `action_failure` (the action itself said no: non-2xx, an exception, a non-zero exit).
+RetryOn = Literal["any", "action_failure"]
+# Failure reasons that are not the action's own answer.
+NOT_ACTION_FAILURES = frozenset({"timeout", "worker_lost"})
 
 MAX_RETRIES = 100
 MAX_BASE_SECONDS = 86_400.0
 MAX_CAP_SECONDS = 7 * 86_400.0
-_BACKOFFS = ("exponential_jitter", "linear", "fixed")
+_BACKOFFS = ("exponential_jitter", "exponential", "linear", "fixed")
+_RETRY_ON = ("any", "action_failure")
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,6 +31,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     backoff: Backoff = "exponential_jitter"
     base_seconds: float = 1.0  # > 0, <= 86400
     cap_seconds: float = 3600.0  # >= base_seconds, <= 7 days
+    retry_on: RetryOn = "any"
 
 
 def validate_retry_policy(policy: RetryPolicy) -> RetryPolicy:
@@ -40,6 +47,11 @@ def validate_retry_policy(policy: RetryPolicy) -> RetryPolicy:
         raise ValidationError(
             f"backoff must be one of {', '.join(_BACKOFFS)}, got {policy.backoff!r}",
             field="retry_policy.backoff",
+        )
+    if policy.retry_on not in _RETRY_ON:
+        raise ValidationError(
+            f"retry_on must be one of {', '.join(_RETRY_ON)}, got {policy.retry_on!r}",
+            field="retry_policy.retry_on",
         )
     base = _seconds(policy.base_seconds, "base_seconds")
     if not 0 < base <= MAX_BASE_SECONDS:
@@ -60,7 +72,8 @@ def validate_retry_policy(policy: RetryPolicy) -> RetryPolicy:
 def retry_delay(policy: RetryPolicy, attempt: int, random_unit: float) -> float:
     """Seconds to wait before retry number `attempt` (1 = first retry), never above the cap.
 
-    fixed: base. linear: base * attempt. exponential_jitter ("equal jitter"): with
+    fixed: base. linear: base * attempt. exponential: base * 2 ** (attempt - 1).
+    exponential_jitter ("equal jitter"): with
     d = min(cap, base * 2 ** (attempt - 1)), a delay from d/2 to d placed by `random_unit`,
     so retries of many tasks that failed together spread out but never come back sooner
     than half the backoff.
@@ -80,6 +93,8 @@ def retry_delay(policy: RetryPolicy, attempt: int, random_unit: float) -> float:
         ceiling = cap
     else:
         ceiling = min(cap, math.ldexp(base, exponent))
+    if policy.backoff == "exponential":
+        return ceiling
     return ceiling / 2 + random_unit * ceiling / 2
 
 
@@ -93,6 +108,11 @@ def should_retry(policy: RetryPolicy, attempts_made: int) -> bool:
     if attempts_made < 0:
         raise ValueError(f"attempts_made cannot be negative, got {attempts_made}")
     return attempts_made < policy.max_retries
+
+
+def retries_reason(policy: RetryPolicy, reason: str) -> bool:
+    """Whether a failure for `reason` is one the policy retries at all."""
+    return policy.retry_on == "any" or reason not in NOT_ACTION_FAILURES
 
 
 def _seconds(value: float, name: str) -> float:

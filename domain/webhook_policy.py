@@ -15,7 +15,13 @@ TASK_EVENTS = frozenset(
      "task.retrying"}
 )  # fmt: skip
 WORKER_EVENTS = frozenset({"worker.registered", "worker.offline"})
-SUPPORTED_EVENTS = TASK_EVENTS | WORKER_EVENTS
+# Job lifecycle (docs/jobs.md): only to endpoints that name them, and only of their own project.
+JOB_EVENTS = frozenset(
+    {"job.execution.started", "job.execution.succeeded", "job.execution.failed",
+     "job.execution.cancelled", "job.task.started", "job.task.succeeded", "job.task.failed",
+     "job.task.retrying", "job.task.skipped"}
+)  # fmt: skip
+SUPPORTED_EVENTS = TASK_EVENTS | WORKER_EVENTS | JOB_EVENTS
 
 # Standard Webhooks' suggested schedule: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 DEFAULT_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -44,6 +50,28 @@ class TaskWebhook(msgspec.Struct, frozen=True, kw_only=True):
     task: TaskSnapshot
     event_id: str
     stream_version: int
+
+
+class JobWebhook(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A job event's payload: which execution, and the event as the log holds it."""
+
+    event: str
+    timestamp: datetime
+    job_id: str
+    execution_id: str
+    data: msgspec.Raw
+
+
+def job_payload(
+    event_type: str, at: datetime, stream_id: str, job_id: str, data: bytes
+) -> JobWebhook:
+    return JobWebhook(
+        event=event_type,
+        timestamp=at,
+        job_id=job_id,
+        execution_id=stream_id.removeprefix("execution-"),
+        data=msgspec.Raw(data),
+    )
 
 
 def wants(endpoint_events: tuple[str, ...], event_type: str) -> bool:

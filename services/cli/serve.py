@@ -18,6 +18,7 @@ import msgspec
 from aiohttp import web
 
 from infra.db import create_pool
+from infra.egress_guard import parse_allow_list
 from infra.group_commit import GroupCommitter
 from infra.migrations import migrate
 from infra.secret_store import TaskSecretStore, load_keyring
@@ -33,6 +34,8 @@ from services.cli.data_dir import (
 )
 from services.cli.flags import described
 from services.gateway.app import build_app
+from services.jobs.service import JobService
+from services.jobs.sweep import JobSweeper
 from services.metrics.http import start_metrics_server
 from services.projector.projector import Projector
 from services.relay.process import kafka_for_dev, new_relay, required_bootstrap
@@ -93,17 +96,28 @@ async def _serve(
         if broker is not None:
             committer = GroupCommitter(pool, max_batch=settings.group_commit_max, flushers=2)
             keyring = load_keyring(settings)
+            tasks = TaskService(
+                pool,
+                committer,
+                secrets=TaskSecretStore(pool, keyring),
+                allow_commands=settings.allow_commands,
+                egress_allow=parse_allow_list(settings.egress_allow_cidrs),
+            )
             scheduler = Scheduler(
                 pool,
-                TaskService(
-                    pool,
-                    committer,
-                    secrets=TaskSecretStore(pool, keyring),
-                    allow_commands=settings.allow_commands,
-                ),
+                tasks,
                 run_sender(broker),
                 config=SchedulerConfig(dispatch_lease_seconds=settings.dispatch_lease_seconds),
                 webhooks=WebhookPump(pool, webhook_sender(broker), keyring=keyring),
+                jobs=JobSweeper(
+                    pool,
+                    JobService(
+                        tasks,
+                        allow_commands=settings.allow_commands,
+                        send_runs=run_sender(broker),
+                        dispatch_lease_seconds=settings.dispatch_lease_seconds,
+                    ),
+                ),
             )
             scheduling = asyncio.create_task(scheduler.run(stop))
             print(f"scheduler {scheduler.id} running")

@@ -12,11 +12,13 @@ from infra.egress_guard import parse_allow_list
 from infra.group_commit import GroupCommitter
 from infra.secret_store import TaskSecretStore, load_keyring
 from infra.settings import Settings
+from services.jobs.service import JobService
 from services.metrics.http import add_metrics_route, pool_connect
 from services.surfaces.agent_tasks_surface import routes as agent_tasks
 from services.surfaces.api_surface.surface import API_VERSION, MOUNT, build_api_app
 from services.surfaces.api_surface.surface import SURFACE as API_SURFACE
 from services.surfaces.api_surface.surface import render as api_render
+from services.surfaces.jobs_surface import routes as jobs
 from services.surfaces.kit.auth import Authenticator
 from services.surfaces.kit.context import CONTEXT, GatewayContext
 from services.surfaces.kit.openapi import add_docs_routes, openapi_document
@@ -30,7 +32,12 @@ from services.tasks.service import TaskService
 
 # The surfaces at the root, beside /api (a sub-application of its own). A new surface joins
 # the gateway and the OpenAPI document by being listed here with its route table.
-ROOT_SURFACES: tuple[Surface, ...] = (agent_tasks.SURFACE, publish.SURFACE, messages.SURFACE)
+ROOT_SURFACES: tuple[Surface, ...] = (
+    agent_tasks.SURFACE,
+    jobs.SURFACE,
+    publish.SURFACE,
+    messages.SURFACE,
+)
 
 
 def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
@@ -50,16 +57,18 @@ def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
         committer = GroupCommitter(
             pool, max_batch=settings.group_commit_max, flushers=settings.group_commit_flushers
         )
+        tasks = TaskService(
+            pool,
+            committer,
+            secrets=TaskSecretStore(pool, keyring),
+            allow_commands=settings.allow_commands,
+            egress_allow=allow,
+        )
         app[CONTEXT] = GatewayContext(
             settings=settings,
             pool=pool,
-            tasks=TaskService(
-                pool,
-                committer,
-                secrets=TaskSecretStore(pool, keyring),
-                allow_commands=settings.allow_commands,
-                egress_allow=allow,
-            ),
+            tasks=tasks,
+            jobs=JobService(tasks, allow_commands=settings.allow_commands),
             keyring=keyring,
             auth=Authenticator(pool, settings),
             rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),

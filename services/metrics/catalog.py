@@ -144,3 +144,17 @@ PROCESS_METRICS = (
     WEBHOOK_ATTEMPTS,
     WORKER_HEARTBEATS,
 )
+
+# A DAG hop on an idle machine takes milliseconds; behind a backlog, seconds.
+_HOP_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
+
+JOB_EXECUTIONS = Counter(
+    "taskstream_job_executions",
+    "Job executions reaching each status (PENDING when created), by status.",
+    ["status"],
+)
+JOB_HOP_SECONDS = Histogram(
+    "taskstream_job_hop_seconds",
+    "From the last upstream task of a job task finishing to that task's first start.",
+    buckets=_HOP_BUCKETS,
+)

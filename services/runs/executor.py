@@ -59,6 +59,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     result: Any = None
     error: str = ""
     reason: str = "error"
+    retry_after: float | None = None  # seconds a 429/503 asked to wait
 
 
 class _Running:
@@ -212,6 +213,7 @@ class RunExecutor:
                     error=outcome.error,
                     reason=outcome.reason,
                     duration_ms=duration_ms,
+                    retry_after=outcome.retry_after,
                 )
                 await self.tasks.record(state, events, actor=self.actor, also=lines.inline_writes())
             except StaleDelivery as exc:
@@ -300,7 +302,11 @@ class RunExecutor:
             return Outcome(ok=True, result=result)
         lines.add("error", f"HTTP {response.status} in {took}: {body[:ERROR_BODY_CHARS]}")
         return Outcome(
-            ok=False, result=result, error=f"HTTP {response.status}", reason="http_status"
+            ok=False,
+            result=result,
+            error=f"HTTP {response.status}",
+            reason="http_status",
+            retry_after=_retry_after(response.status, response.headers.get("retry-after")),
         )
 
     async def _header_values(self, state: TaskState, action: HttpAction) -> dict[str, str] | None:
@@ -363,6 +369,13 @@ def _log_output(run: CommandRun, lines: RunLog) -> None:
         )
     run.lines.clear()
     run.lines_not_kept = 0
+
+
+def _retry_after(status: int, header: str | None) -> float | None:
+    """The wait a 429 or 503 asked for in whole seconds (HTTP dates are not honoured)."""
+    if status not in (429, 503) or header is None or not header.strip().isdigit():
+        return None
+    return float(header.strip())
 
 
 class _RunContext:

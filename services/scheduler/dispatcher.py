@@ -35,6 +35,7 @@ from infra import idempotency_store
 from infra.event_store import ConcurrencyLimited, Slot, WrongExpectedVersion
 from infra.json_codec import decode_state
 from services.fleet.registry import sweep_offline
+from services.jobs.sweep import JobSweeper
 from services.tasks.service import Actor, TaskService
 from services.webhooks.pump import WebhookPump
 
@@ -127,6 +128,7 @@ class Scheduler:
         config: SchedulerConfig = SchedulerConfig(),
         scheduler_id: str | None = None,
         webhooks: WebhookPump | None = None,
+        jobs: JobSweeper | None = None,
     ) -> None:
         self.pool = pool
         self.tasks = tasks
@@ -135,6 +137,7 @@ class Scheduler:
         self.id = scheduler_id or f"scheduler-{uuid.uuid4().hex[:8]}"
         self.actor = Actor("scheduler", self.id)
         self.webhooks = webhooks
+        self.jobs = jobs
         self._wake = asyncio.Event()
         self.dispatched = 0
         self._housekept = -math.inf
@@ -164,7 +167,8 @@ class Scheduler:
 
     async def tick(self) -> float:
         """Dispatch what is due and, at most every `housekeeping_seconds`, sweep lost leases and
-        silent workers and pump webhooks; returns seconds until there may be more to do."""
+        silent workers, fire due jobs and pump webhooks; returns seconds until there may be more
+        to do."""
         await asyncio.gather(*(self._drain() for _ in range(self.config.dispatchers)))
         wake_in = await self.pool.fetchval(_NEXT_WAKE)
         waits = [self.config.sweep_seconds, wake_in if wake_in is not None else 3600.0]
@@ -184,6 +188,8 @@ class Scheduler:
         if self._housekept - self._keys_swept >= self.config.idempotency_sweep_seconds:
             self._keys_swept = self._housekept
             await idempotency_store.sweep(self.pool)
+        if self.jobs is not None:
+            await self.jobs.tick()
         if self.webhooks is not None:
             hook_wait = await self.webhooks.tick()
             if hook_wait is not None:

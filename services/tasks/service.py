@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -18,7 +19,8 @@ from domain.action_secrets import seal_events
 from domain.actions import HttpAction
 from domain.commands import CreateTask, TaskCommand, TaskPatch, TriggerTask, UpdateTask
 from domain.errors import DomainError, InvalidState, NotFound, ValidationError
-from domain.events import SCHEMA_VERSION, TaskEvent, event_type
+from domain.events import SCHEMA_VERSION, TaskDispatched, TaskEvent, event_type
+from domain.execution import decide_dispatch
 from domain.http_headers import REDACTED, with_kept_values
 from domain.task import TaskState, decide, fold
 from domain.task_definition import TaskDefinition
@@ -67,6 +69,22 @@ class Actor(msgspec.Struct, frozen=True):
     correlation_id: str | None = None
 
 
+AppendObserver = Callable[[TaskState, list[TaskEvent]], Awaitable[None]]
+
+
+def new_events(
+    events: Sequence[Any], type_of: Callable[[Any], str], actor: Actor, schema: int
+) -> list[NewEvent]:
+    """Decided events as log rows, each carrying who acted (and the request's correlation id)."""
+    metadata = {"actor": f"{actor.kind}:{actor.id}"}
+    if actor.correlation_id:
+        metadata["correlation_id"] = actor.correlation_id
+    return [
+        NewEvent(type=type_of(e), data=msgspec.Raw(encode(e)), schema=schema, metadata=metadata)
+        for e in events
+    ]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -96,6 +114,9 @@ class TaskService:
         # open exactly what the workers' egress client will open at call time.
         self.egress_allow = tuple(egress_allow)
         self.clock = clock
+        # Called after each committed append with the new state and its events: how other
+        # capabilities (jobs) follow their tasks without polling. They must not raise.
+        self.observers: list[AppendObserver] = []
 
     async def get(self, project_id: str, task_id: str) -> TaskState:
         """The task as the view holds it; NotFound for another project's or a deleted task."""
@@ -168,6 +189,35 @@ class TaskService:
                     continue
             return Created(state, created=True)
         raise InvalidState(f"dedupe key {definition.dedupe_key!r} is changing too fast; try again")
+
+    async def create_dispatched(
+        self,
+        project_id: str,
+        definition: TaskDefinition,
+        *,
+        actor: Actor,
+        task_id: str,
+        lease_seconds: float,
+    ) -> tuple[TaskState, TaskDispatched | None]:
+        """Create a task that is due now with its first run dispatched, in one append.
+
+        For a caller that hands the run to the broker itself (a job's next node): it saves the
+        scheduler's wake-up and claim. The run is an ordinary dispatch with a lease, so a lost
+        message is recovered by the lease sweep like any other.
+        """
+        now = self.clock()
+        command = CreateTask(task_id=task_id, project_id=project_id, definition=definition)
+        events = decide(None, command, now=now, allow_commands=self.allow_commands)
+        created = fold(events)
+        assert created is not None
+        dispatch = decide_dispatch(
+            created, now=now, run_id=str(uuid.uuid4()), lease_seconds=lease_seconds
+        )
+        try:
+            state = await self._append(None, task_id, project_id, [*events, *dispatch], actor)
+        except WrongExpectedVersion:
+            raise InvalidState(f"task {task_id} already exists") from None
+        return state, next((e for e in dispatch if isinstance(e, TaskDispatched)), None)
 
     async def release_dedupe_key(self, project_id: str, key: str, task_id: str) -> None:
         """Free `key` if `task_id` still holds it, so the next create may claim it.
@@ -297,22 +347,11 @@ class TaskService:
         events, secret_change = seal_events(events, new_ref())
         new_state = fold(events, state)
         assert new_state is not None
-        metadata = {"actor": f"{actor.kind}:{actor.id}"}
-        if actor.correlation_id:
-            metadata["correlation_id"] = actor.correlation_id
         item = AppendItem(
             stream_id=stream_of(task_id),
             project_id=project_id,
             expected=-1 if state is None else state.version,
-            events=[
-                NewEvent(
-                    type=event_type(e),
-                    data=msgspec.Raw(encode(e)),
-                    schema=SCHEMA_VERSION,
-                    metadata=metadata,
-                )
-                for e in events
-            ],
+            events=new_events(events, event_type, actor, SCHEMA_VERSION),
             dedupe=dedupe,
             slot=slot,
         )
@@ -321,6 +360,8 @@ class TaskService:
             writes.insert(0, self.secrets.write(project_id, task_id, secret_change))
         await self.committer.submit(item, [*writes, *also])
         count_appended(state, events)
+        for observer in self.observers:
+            await observer(new_state, events)
         return new_state
 
     async def record(

@@ -18,7 +18,15 @@ import asyncpg
 import msgspec
 
 from domain.task import TaskState, evolve
-from domain.webhook_policy import SUPPORTED_EVENTS, TASK_EVENTS, task_payload, wants
+from domain.webhook_policy import (
+    JOB_EVENTS,
+    SUPPORTED_EVENTS,
+    TASK_EVENTS,
+    WORKER_EVENTS,
+    job_payload,
+    task_payload,
+    wants,
+)
 from infra.checkpointed_feed import consume
 from infra.event_store import RecordedEvent
 from infra.json_codec import decode_event, encode
@@ -127,7 +135,7 @@ class WebhookPump:
             " WHERE disabled_at IS NULL AND task_id IS NULL"
             " AND (project_id = ANY($1::text[]) OR events && $2::text[])",
             projects,
-            sorted(SUPPORTED_EVENTS - TASK_EVENTS),
+            sorted(WORKER_EVENTS),
         )
         # A delivery belongs to its endpoint's project (worker events reach every project's).
         owners = {ep["endpoint_id"]: ep["project_id"] for ep in endpoints}
@@ -136,7 +144,7 @@ class WebhookPump:
                 ep["endpoint_id"]
                 for ep in endpoints
                 if wants(tuple(ep["events"]), event.type)
-                and (event.type not in TASK_EVENTS or ep["project_id"] == event.project_id)
+                and (event.type in WORKER_EVENTS or ep["project_id"] == event.project_id)
             ]
             for event in wanted
         }
@@ -152,6 +160,9 @@ class WebhookPump:
                 for e in wanted
                 if e.type in TASK_EVENTS and (targets[e.event_id] or e.stream_id in notifying)
             ],
+        )
+        jobs_of = await self._jobs_of(
+            conn, [e.stream_id for e in wanted if e.type in JOB_EVENTS and targets[e.event_id]]
         )
         out: list[dict[str, Any]] = []
         notify: dict[str, dict[str, str]] = {}
@@ -170,7 +181,12 @@ class WebhookPump:
                 sent_to = [*sent_to, endpoint_id]
             if not sent_to:
                 continue
-            payload = self._payload(event, state)
+            if event.type in JOB_EVENTS:
+                job_id = jobs_of.get(event.stream_id, "")
+                payload = encode(job_payload(event.type, event.recorded_at, event.stream_id,
+                                             job_id, event.data.encode()))  # fmt: skip
+            else:
+                payload = self._payload(event, state)
             out.extend(
                 {
                     "delivery_id": f"msg_{uuid.uuid4().hex}",
@@ -253,6 +269,17 @@ class WebhookPump:
             if (stream, row["version"]) in needed:
                 states[(stream, row["version"])] = state
         return states
+
+    @staticmethod
+    async def _jobs_of(conn: asyncpg.Connection, streams: list[str]) -> dict[str, str]:
+        """execution stream id → its job id."""
+        if not streams:
+            return {}
+        rows = await conn.fetch(
+            "SELECT execution_id, job_id FROM execution_view WHERE execution_id = ANY($1::text[])",
+            [s.removeprefix("execution-") for s in set(streams)],
+        )
+        return {f"execution-{r['execution_id']}": r["job_id"] for r in rows}
 
     @staticmethod
     def _payload(event: RecordedEvent, state: TaskState | None) -> bytes:

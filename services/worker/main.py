@@ -24,11 +24,13 @@ from domain.webhook_policy import DEFAULT_SCHEDULE
 from infra.broker import enqueue, install_broker, make_broker
 from infra.db import create_pool
 from infra.egress_client import EgressClient
+from infra.egress_guard import parse_allow_list
 from infra.group_commit import GroupCommitter
 from infra.secret_store import TaskSecretStore, load_keyring
 from infra.settings import Settings
 from infra.worker_runtime import LoopResources, run_worker
 from services.fleet.registry import WorkerRegistry
+from services.jobs.service import JobService
 from services.runs.executor import RunExecutor
 from services.tasks.service import TaskService
 from services.webhooks.delivery import WebhookDeliverer
@@ -112,14 +114,21 @@ def declare_worker(
         )
         await egress.__aenter__()
         keyring = load_keyring(settings)
+        tasks = TaskService(
+            pool,
+            committer,
+            secrets=TaskSecretStore(pool, keyring),
+            allow_commands=allow_commands,
+            egress_allow=parse_allow_list(settings.egress_allow_cidrs),
+        )
+        # Follows the core tasks of job executions: a node's outcome advances its DAG here.
+        JobService(
+            tasks, allow_commands=allow_commands, send_runs=run_sender(broker),
+            dispatch_lease_seconds=settings.dispatch_lease_seconds,
+        )  # fmt: skip
         executor = RunExecutor(
             pool,
-            TaskService(
-                pool,
-                committer,
-                secrets=TaskSecretStore(pool, keyring),
-                allow_commands=allow_commands,
-            ),
+            tasks,
             egress,
             worker_id=ident,
             lease_seconds=settings.lease_seconds,

@@ -26,6 +26,8 @@ PROCESS_FAMILIES: Mapping[str, tuple[str, frozenset[str]]] = {
     "taskstream_run_duration_seconds": ("histogram", frozenset({"outcome"})),
     "taskstream_webhook_delivery_attempts": ("counter", frozenset({"outcome"})),
     "taskstream_worker_heartbeats": ("counter", frozenset({"result"})),
+    "taskstream_job_executions": ("counter", frozenset({"status"})),
+    "taskstream_job_hop_seconds": ("histogram", frozenset()),
 }
 STATE_FAMILIES: Mapping[str, tuple[str, frozenset[str]]] = {
     "taskstream_queue_depth": ("gauge", frozenset({"queue"})),

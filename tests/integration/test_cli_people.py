@@ -108,15 +108,17 @@ def test_errors_are_one_line_naming_the_field_with_an_exit_code(
     assert code == EXIT_UNREACHABLE and err.startswith("error: ")
 
 
-def test_jobs_answer_not_found_until_the_jobs_surface_is_served(
+def test_jobs_commands_against_the_jobs_surface(
     dev: Dev, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, _, err = run(dev, capsys, "jobs", "list")
-    assert code == EXIT_NOT_FOUND and err.startswith("error: ") and err.count("\n") == 1
     job = tmp_path / "job.json"
     job.write_text('{"name": "etl", "tasks": []}')
-    code, _, _ = run(dev, capsys, "jobs", "create", "-f", str(job))
-    assert code == EXIT_NOT_FOUND
+    code, out, _ = run(dev, capsys, "jobs", "create", "-f", str(job))
+    assert code == 0 and "etl" in out
+    code, out, _ = run(dev, capsys, "jobs", "list")
+    assert code == 0 and "etl" in out
+    code, _, err = run(dev, capsys, "jobs", "get", "nope")
+    assert code == EXIT_NOT_FOUND and err.startswith("error: ") and err.count("\n") == 1
     job.write_text("[1, 2]")
     code, _, err = run(dev, capsys, "jobs", "create", "-f", str(job))
     assert code == EXIT_USAGE and err.startswith("error: -f")

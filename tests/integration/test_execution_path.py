@@ -23,6 +23,7 @@ from domain.task_definition import TaskDefinition
 from infra.egress_client import EgressClient
 from infra.egress_guard import parse_allow_list
 from infra.group_commit import GroupCommitter
+from services.jobs.sweep import JobSweeper
 from services.runs.executor import RunExecutor
 from services.runs.handlers import load_handler_modules
 from services.scheduler.dispatcher import RunMessage, Scheduler, SchedulerConfig
@@ -97,6 +98,7 @@ async def run_schedulers(
     count: int = 1,
     send: Callable | None = None,
     config: SchedulerConfig | None = None,
+    jobs: Callable[[], JobSweeper] | None = None,
 ) -> tuple[list[Scheduler], asyncio.Event, list[asyncio.Task]]:
     stop = asyncio.Event()
     running: list[asyncio.Task] = []
@@ -116,6 +118,7 @@ async def run_schedulers(
             rig.tasks,
             send_runs,
             config=config or SchedulerConfig(dispatch_lease_seconds=2.0),
+            jobs=None if jobs is None else jobs(),
         )
         for _ in range(count)
     ]

@@ -148,13 +148,13 @@ class Jobs(_Namespace):
     async def get(self, job_id: str) -> m.Job:
         return await self._one(op.JOBS_GET.call(job_id))
 
-    async def update(self, job_id: str, **fields: Unpack[p.JobUpdate]) -> m.Message:
+    async def update(self, job_id: str, **fields: Unpack[p.JobUpdate]) -> m.JobChanged:
         return await self._one(op.JOBS_UPDATE.call(job_id, body=fields))
 
-    async def delete(self, job_id: str) -> m.Message:
+    async def delete(self, job_id: str) -> m.JobChanged:
         return await self._one(op.JOBS_DELETE.call(job_id))
 
-    async def add_task(self, job_id: str, **task: Unpack[p.JobTaskIn]) -> m.Message:
+    async def add_task(self, job_id: str, **task: Unpack[p.JobTaskIn]) -> m.JobCreated:
         return await self._one(op.JOBS_TASKS_ADD.call(job_id, body=task))
 
     def tasks(self, job_id: str) -> AsyncIterator[m.JobTask]:
@@ -162,10 +162,10 @@ class Jobs(_Namespace):
 
     async def update_task(
         self, job_id: str, task_id: str, **task: Unpack[p.JobTaskIn]
-    ) -> m.Message:
+    ) -> m.JobChanged:
         return await self._one(op.JOBS_TASKS_UPDATE.call(job_id, task_id, body=task))
 
-    async def delete_task(self, job_id: str, task_id: str) -> m.Message:
+    async def delete_task(self, job_id: str, task_id: str) -> m.JobChanged:
         return await self._one(op.JOBS_TASKS_DELETE.call(job_id, task_id))
 
     async def trigger(
@@ -185,16 +185,19 @@ class Jobs(_Namespace):
     def history(self, job_id: str) -> AsyncIterator[m.Execution]:
         return self._all(op.JOBS_HISTORY.call(job_id))
 
-    async def pause(self, job_id: str) -> m.Message:
+    async def pause(self, job_id: str) -> m.JobPaused:
         return await self._one(op.JOBS_PAUSE.call(job_id))
 
-    async def resume(self, job_id: str) -> m.Message:
+    async def resume(self, job_id: str) -> m.JobPaused:
         return await self._one(op.JOBS_RESUME.call(job_id))
 
-    async def cancel_execution(self, job_id: str, execution_id: str) -> m.Message:
+    async def execution(self, job_id: str, execution_id: str) -> m.JobStatus:
+        return await self._one(op.JOBS_EXECUTION_GET.call(job_id, execution_id))
+
+    async def cancel_execution(self, job_id: str, execution_id: str) -> m.JobStatus:
         return await self._one(op.JOBS_EXECUTION_CANCEL.call(job_id, execution_id))
 
-    async def retry_execution(self, job_id: str, execution_id: str) -> m.Message:
+    async def retry_execution(self, job_id: str, execution_id: str) -> m.JobStatus:
         return await self._one(op.JOBS_EXECUTION_RETRY.call(job_id, execution_id))
 
 

@@ -108,22 +108,24 @@ SYSTEM_METRICS = _op("GET", "/api/system/metrics", m.Metrics, envelope=False,
 
 _JOB = "/jobs/{id}"
 JOBS_CREATE = _op("POST", "/jobs", m.JobCreated, body=p.JobCreate, envelope=False)
-JOBS_LIST = _op("GET", "/jobs", m.Job, envelope=False, paging="auto", query=("page", "limit"))
+JOBS_LIST = _op("GET", "/jobs", m.Job, envelope=False, paging="auto",
+                query=("page", "limit", "offset"))
 JOBS_GET = _op("GET", _JOB, m.Job, envelope=False)
-JOBS_UPDATE = _op("PUT", _JOB, m.Message, body=p.JobUpdate, envelope=False)
-JOBS_DELETE = _op("DELETE", _JOB, m.Message, envelope=False)
-JOBS_TASKS_ADD = _op("POST", _JOB + "/tasks", m.Message, body=p.JobTaskIn, envelope=False)
+JOBS_UPDATE = _op("PUT", _JOB, m.JobChanged, body=p.JobUpdate, envelope=False)
+JOBS_DELETE = _op("DELETE", _JOB, m.JobChanged, envelope=False)
+JOBS_TASKS_ADD = _op("POST", _JOB + "/tasks", m.JobCreated, body=p.JobTaskIn, envelope=False)
 JOBS_TASKS_LIST = _op("GET", _JOB + "/tasks", m.JobTask, envelope=False, paging="auto")
-JOBS_TASKS_UPDATE = _op("PUT", _JOB + "/tasks/{taskId}", m.Message, body=p.JobTaskIn,
+JOBS_TASKS_UPDATE = _op("PUT", _JOB + "/tasks/{taskId}", m.JobChanged, body=p.JobTaskIn,
                         envelope=False)
-JOBS_TASKS_DELETE = _op("DELETE", _JOB + "/tasks/{taskId}", m.Message, envelope=False)
+JOBS_TASKS_DELETE = _op("DELETE", _JOB + "/tasks/{taskId}", m.JobChanged, envelope=False)
 JOBS_TRIGGER = _op("POST", _JOB + "/trigger", m.Triggered, body=p.JobTrigger, envelope=False)
 JOBS_STATUS = _op("GET", _JOB + "/status", m.JobStatus, envelope=False)
 JOBS_HISTORY = _op("GET", _JOB + "/history", m.Execution, envelope=False, paging="auto",
-                   query=("page", "limit"))
-JOBS_PAUSE = _op("POST", _JOB + "/pause", m.Message, envelope=False)
-JOBS_RESUME = _op("POST", _JOB + "/resume", m.Message, envelope=False)
-JOBS_EXECUTION_CANCEL = _op("POST", _JOB + "/executions/{executionId}/cancel", m.Message,
+                   query=("page", "limit", "offset"))
+JOBS_PAUSE = _op("POST", _JOB + "/pause", m.JobPaused, envelope=False)
+JOBS_RESUME = _op("POST", _JOB + "/resume", m.JobPaused, envelope=False)
+JOBS_EXECUTION_GET = _op("GET", _JOB + "/executions/{executionId}", m.JobStatus, envelope=False)
+JOBS_EXECUTION_CANCEL = _op("POST", _JOB + "/executions/{executionId}/cancel", m.JobStatus,
                             envelope=False)
-JOBS_EXECUTION_RETRY = _op("POST", _JOB + "/executions/{executionId}/retry", m.Message,
+JOBS_EXECUTION_RETRY = _op("POST", _JOB + "/executions/{executionId}/retry", m.JobStatus,
                            envelope=False)

@@ -137,22 +137,22 @@ class Jobs(_Namespace):
     def get(self, job_id: str) -> m.Job:
         return self._one(op.JOBS_GET.call(job_id))
 
-    def update(self, job_id: str, **fields: Unpack[p.JobUpdate]) -> m.Message:
+    def update(self, job_id: str, **fields: Unpack[p.JobUpdate]) -> m.JobChanged:
         return self._one(op.JOBS_UPDATE.call(job_id, body=fields))
 
-    def delete(self, job_id: str) -> m.Message:
+    def delete(self, job_id: str) -> m.JobChanged:
         return self._one(op.JOBS_DELETE.call(job_id))
 
-    def add_task(self, job_id: str, **task: Unpack[p.JobTaskIn]) -> m.Message:
+    def add_task(self, job_id: str, **task: Unpack[p.JobTaskIn]) -> m.JobCreated:
         return self._one(op.JOBS_TASKS_ADD.call(job_id, body=task))
 
     def tasks(self, job_id: str) -> Iterator[m.JobTask]:
         return self._all(op.JOBS_TASKS_LIST.call(job_id))
 
-    def update_task(self, job_id: str, task_id: str, **task: Unpack[p.JobTaskIn]) -> m.Message:
+    def update_task(self, job_id: str, task_id: str, **task: Unpack[p.JobTaskIn]) -> m.JobChanged:
         return self._one(op.JOBS_TASKS_UPDATE.call(job_id, task_id, body=task))
 
-    def delete_task(self, job_id: str, task_id: str) -> m.Message:
+    def delete_task(self, job_id: str, task_id: str) -> m.JobChanged:
         return self._one(op.JOBS_TASKS_DELETE.call(job_id, task_id))
 
     def trigger(
@@ -172,16 +172,19 @@ class Jobs(_Namespace):
     def history(self, job_id: str) -> Iterator[m.Execution]:
         return self._all(op.JOBS_HISTORY.call(job_id))
 
-    def pause(self, job_id: str) -> m.Message:
+    def pause(self, job_id: str) -> m.JobPaused:
         return self._one(op.JOBS_PAUSE.call(job_id))
 
-    def resume(self, job_id: str) -> m.Message:
+    def resume(self, job_id: str) -> m.JobPaused:
         return self._one(op.JOBS_RESUME.call(job_id))
 
-    def cancel_execution(self, job_id: str, execution_id: str) -> m.Message:
+    def execution(self, job_id: str, execution_id: str) -> m.JobStatus:
+        return self._one(op.JOBS_EXECUTION_GET.call(job_id, execution_id))
+
+    def cancel_execution(self, job_id: str, execution_id: str) -> m.JobStatus:
         return self._one(op.JOBS_EXECUTION_CANCEL.call(job_id, execution_id))
 
-    def retry_execution(self, job_id: str, execution_id: str) -> m.Message:
+    def retry_execution(self, job_id: str, execution_id: str) -> m.JobStatus:
         return self._one(op.JOBS_EXECUTION_RETRY.call(job_id, execution_id))
 
 

@@ -296,6 +296,20 @@ class Message(Camel, kw_only=True):
 class Triggered(Camel, kw_only=True):
     execution_id: str
     message: str = ""
+    status: str | None = None
+
+
+class JobChanged(Camel, kw_only=True):
+    """An edit of a job or of its tasks: the definition version it made."""
+
+    message: str = ""
+    version: int | None = None
+
+
+class JobPaused(Camel, kw_only=True):
+    message: str = ""
+    paused: bool = False
+    next_fire_at: datetime | None = None
 
 
 class JobTaskStatus(Camel, kw_only=True):
@@ -308,9 +322,19 @@ class JobTaskStatus(Camel, kw_only=True):
 
 
 class JobStatus(Camel, kw_only=True):
+    """One execution and its tasks (`status`, an execution's detail, cancel and retry)."""
+
     execution_id: str
     status: str
     tasks: list[JobTaskStatus] = []
+    job_id: str | None = None
+    trigger: str | None = None
+    definition_version: int | None = None
+    params: dict[str, Any] | None = None
+    scheduled_for: datetime | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class JobTask(Camel, kw_only=True):
@@ -321,6 +345,7 @@ class JobTask(Camel, kw_only=True):
     retry_policy: dict[str, Any] | None = None
     timeout_seconds: int | None = None
     trigger_rule: str | None = None
+    dependents: list[str] = []
 
 
 class Job(Camel, kw_only=True):
@@ -333,6 +358,17 @@ class Job(Camel, kw_only=True):
     retry_policy: dict[str, Any] | None = None
     paused: bool = False
     version: int | None = None
+    # GET /jobs answers summaries (taskCount), GET /jobs/{id} the whole job (tasks, dag, ...).
+    task_count: int | None = None
+    dag: dict[str, Any] | None = None
+    max_active_runs: int | None = None
+    overlap_policy: str | None = None
+    misfire_policy: str | None = None
+    next_fire_at: datetime | None = None
+    running_executions: list[str] = []
+    queued_executions: list[str] = []
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 class Execution(Camel, kw_only=True):
@@ -340,5 +376,8 @@ class Execution(Camel, kw_only=True):
     status: str
     trigger: str | None = None
     version: int | None = None
+    definition_version: int | None = None
+    scheduled_for: datetime | None = None
+    created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

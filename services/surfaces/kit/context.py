@@ -9,6 +9,7 @@ from aiohttp import web
 
 from infra.secret_store import Keyring
 from infra.settings import Settings
+from services.jobs.service import JobService
 from services.surfaces.kit.auth import Authenticator
 from services.surfaces.kit.rate_limit import RateLimiter
 from services.tasks.service import TaskService
@@ -20,6 +21,7 @@ class GatewayContext:
     pool: asyncpg.Pool
     tasks: TaskService
     keyring: Keyring
+    jobs: JobService
     auth: Authenticator
     rate_limiter: RateLimiter
     # Failed authentications per client address (issue 10 §4): guessing keys costs time.

@@ -56,3 +56,13 @@ def _enum_of(type_: Any, field: str) -> list[str]:
         if "enum" in option:
             return [str(word) for word in option["enum"]]
     return []
+
+
+def check_page(limit: int, offset: int, max_limit: int) -> None:
+    """A limit/offset pair in range, or a 422 naming the one that is not."""
+    if not 1 <= limit <= max_limit:
+        raise HttpProblem(
+            422, "validation_error", f"limit must be between 1 and {max_limit}", field="limit"
+        )
+    if offset < 0:
+        raise HttpProblem(422, "validation_error", "offset must be 0 or more", field="offset")

@@ -17,6 +17,7 @@ T = TypeVar("T")
 class Body(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Request bodies refuse unknown fields, so a typo is a 422 rather than silently ignored."""
 
+
 _AT_PATH = re.compile(r"at `\$(.*)`")
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
 
