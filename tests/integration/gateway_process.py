@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.integration.api_harness import SECRETS_KEY
 from tests.integration.processes import Process, cli_env, free_port, taskstream
 
 
@@ -24,7 +25,7 @@ def running_gateway(data_dir: Path, dsn: str, **env: str) -> Iterator[Gateway]:
     port = free_port()
     process = Process(
         taskstream("gateway", "--port", str(port), "--data-dir", str(data_dir)),
-        cli_env(TASKSTREAM_DATABASE_URL=dsn, **env),
+        cli_env(TASKSTREAM_DATABASE_URL=dsn, **{"TASKSTREAM_SECRETS_KEY": SECRETS_KEY, **env}),
     )
     try:
         process.wait_for("serving on", timeout=90)

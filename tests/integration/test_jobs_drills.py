@@ -20,12 +20,14 @@ import pytest
 from domain.actions import HttpAction
 from domain.job_definition import Backoff, JobDefinition, JobRetryPolicy, JobTask
 from infra.broker import make_broker
+from infra.egress_guard import parse_allow_list
 from infra.group_commit import GroupCommitter
 from services.jobs.service import JobService
 from services.jobs.sweep import JobSweeper, SweepConfig
 from services.scheduler.dispatcher import Scheduler, SchedulerConfig
 from services.tasks.service import Actor, TaskService
 from services.worker.main import run_sender
+from tests.integration.api_harness import session_secret_store
 from tests.integration.processes import Process, cli_env, dev_server, free_port
 from tests.integration.receiver import running_receiver
 from tests.integration.test_worker_process import start_worker
@@ -54,7 +56,12 @@ async def test_kill_9_of_a_worker_mid_dag_finishes_with_each_task_completed_once
     broker, stop_broker = make_broker(None, broker_dir)
     pool = await asyncpg.create_pool(fresh_dsn, min_size=2, max_size=8)
     committer = GroupCommitter(pool, flushers=1)
-    tasks = TaskService(pool, committer)
+    tasks = TaskService(
+        pool,
+        committer,
+        secrets=session_secret_store(pool),
+        egress_allow=parse_allow_list("127.0.0.0/8"),
+    )
     jobs = JobService(tasks)
     workers: list[Process] = []
     stop = asyncio.Event()

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from infra.egress_client import EgressClient
+from infra.egress_guard import parse_allow_list
 from infra.event_envelope import topic_for
 from infra.group_commit import GroupCommitter
 from services.jobs.service import JobService
@@ -20,6 +21,7 @@ from services.jobs.sweep import JobSweeper
 from services.tasks.service import Actor, TaskService
 from services.webhooks.delivery import WebhookDeliverer
 from services.webhooks.pump import WebhookPump
+from tests.integration.api_harness import session_keyring, session_secret_store
 from tests.integration.jobs_rig import JobsRig, jobs_running, statuses
 from tests.integration.metrics_scrape import scrape
 
@@ -216,7 +218,12 @@ async def test_cancel_and_retry_of_an_execution(rig: JobsRig) -> None:
 async def test_a_cron_job_fires_in_its_timezone(pool: asyncpg.Pool) -> None:
     # 09:30 in Kathmandu (UTC+05:45) is 03:45 UTC.
     committer = GroupCommitter(pool, flushers=1)
-    tasks = TaskService(pool, committer)
+    tasks = TaskService(
+        pool,
+        committer,
+        secrets=session_secret_store(pool),
+        egress_allow=parse_allow_list("127.0.0.0/8"),
+    )
     clock = {"now": datetime(2026, 12, 1, 3, 0, tzinfo=UTC)}
     jobs = JobService(tasks, clock=lambda: clock["now"])
     from domain.actions import HandlerAction
@@ -294,13 +301,15 @@ async def test_job_events_reach_webhooks_of_their_project_and_metrics(pool: asyn
         execution_id = await rig.trigger(job_id)
         await rig.finished(job_id, execution_id)
         sent: list[str] = []
-        deliverer = WebhookDeliverer(pool, EgressClient("127.0.0.0/8"), schedule=(0.2,))
+        deliverer = WebhookDeliverer(
+            pool, EgressClient("127.0.0.0/8"), schedule=(0.2,), keyring=session_keyring()
+        )
 
         async def send(delivery_id: str, attempts: int) -> None:
             sent.append(await deliverer.deliver(delivery_id, attempts))
 
         async with deliverer.egress:
-            pump = WebhookPump(pool, send)
+            pump = WebhookPump(pool, send, keyring=session_keyring())
             while await pump.fan_out():
                 pass
             await pump.send_due()
