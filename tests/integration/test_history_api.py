@@ -277,8 +277,7 @@ async def test_bad_retry_bodies_name_the_field(api: Api, body: dict, field: str)
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("limit=0", "limit"), ("cursor=zz", "cursor"), ("schedule_kind=x", "schedule_kind"),
-     ("q=a%00b", "q"), ("tag=%00", "tag")],
+    [("limit=0", "limit"), ("cursor=zz", "cursor"), ("schedule_kind=x", "schedule_kind")],
 )
 async def test_bad_dead_letter_queries_name_the_field(api: Api, query: str, field: str) -> None:
     status, body, _ = await api.call("GET", f"/api/dead-letters?{query}")
