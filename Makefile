@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean chromium
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,13 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 run: $(STAMP)
 	$(BIN)/taskstream dev $(ARGS)
 
-test: $(STAMP)
+# The dashboard's browser tests drive Debian's chromium (Playwright never downloads a browser).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		apt-get install -y chromium >/dev/null 2>&1 || \
+		{ apt-get update && apt-get install -y chromium; }; }
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check domain projections infra services scripts tests clients
 	$(BIN)/mypy --strict domain clients/python/taskstream_client
 	$(BIN)/python -m pytest -q -m 'not slow' $(PYTEST_ARGS)

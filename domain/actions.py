@@ -80,6 +80,15 @@ def validate_action(action: Action, *, allow_commands: bool, field: str = "actio
     return action
 
 
+def http_status_of(result: object) -> int | None:
+    """The status code an HTTP action's result records (`{"status": 200, ...}`), if any."""
+    if isinstance(result, dict):
+        status = result.get("status")
+        if isinstance(status, int) and not isinstance(status, bool):
+            return status
+    return None
+
+
 def validate_url(url: str, field: str) -> None:
     """An absolute http(s) URL without credentials that is not a cloud metadata address."""
     if len(url) > MAX_URL_LENGTH:

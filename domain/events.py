@@ -116,6 +116,7 @@ class TaskFailed(_Event, frozen=True, tag="task.failed"):
     reason: str = "error"
     duration_ms: float = 0.0
     final: bool = True
+    http_status: int | None = None  # an HTTP action's answer, when there was one
 
 
 class TaskRetrying(_Event, frozen=True, tag="task.retrying"):

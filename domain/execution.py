@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from domain import events as ev
+from domain.actions import HttpAction, http_status_of
 from domain.errors import DomainError
 from domain.retry_policy import MAX_CAP_SECONDS, retries_reason, retry_delay, should_retry
 from domain.schedule import next_occurrence, occurrences_between
@@ -221,8 +222,11 @@ def decide_finish(
                 at=now, run_id=run_id, attempt=attempt, result=result, duration_ms=duration_ms
             )
         ]
+    is_http = isinstance(state.definition.action, HttpAction)
+    http_status = http_status_of(result) if is_http else None
     return _failure(state, now=now, error=error, reason=reason, duration_ms=duration_ms,
-                    random_unit=random_unit, retry_after=retry_after)  # fmt: skip
+                    random_unit=random_unit, retry_after=retry_after,
+                    http_status=http_status)  # fmt: skip
 
 
 def decide_lease_expired(
@@ -246,6 +250,7 @@ def _failure(
     duration_ms: float,
     random_unit: float,
     retry_after: float | None = None,
+    http_status: int | None = None,
 ) -> list[ev.TaskEvent]:
     policy = state.definition.retry
     run_id = state.run_id or ""
@@ -265,6 +270,7 @@ def _failure(
             reason=reason,
             duration_ms=duration_ms,
             final=not retry,
+            http_status=http_status,
         )
     ]
     if retry:

@@ -49,23 +49,20 @@ class FeedLag(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # The count stops at a cap (an index range read); the age is the first unread event's.
-_LAG = """
-WITH mark AS (SELECT txid, position FROM checkpoints WHERE name = $1),
-unread AS (
-    SELECT e.txid, e.position FROM events e, mark
-     WHERE (e.txid, e.position) > (mark.txid, mark.position)
-       AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
-     ORDER BY e.txid, e.position
-     LIMIT $2
-)
-SELECT (SELECT count(*) FROM unread) AS events,
-       COALESCE(EXTRACT(EPOCH FROM now() - (
-           SELECT e.recorded_at FROM events e, mark
-            WHERE (e.txid, e.position) > (mark.txid, mark.position)
-              AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
-            ORDER BY e.txid, e.position
-            LIMIT 1)), 0)::float8 AS seconds
-  FROM mark
+# The checkpoint is read into scalars first: compared with a joined row, `(txid, position) >`
+# is no index condition and the planner walks the whole log (seconds on a long one).
+_AFTER_MARK = """
+  FROM events e
+ WHERE (e.txid, e.position) > ((SELECT txid FROM checkpoints WHERE name = $1),
+                               (SELECT position FROM checkpoints WHERE name = $1))
+   AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY e.txid, e.position
+"""
+_LAG = f"""
+SELECT (SELECT count(*) FROM (SELECT 1 {_AFTER_MARK} LIMIT $2) unread) AS events,
+       COALESCE(EXTRACT(EPOCH FROM now() - (SELECT e.recorded_at {_AFTER_MARK} LIMIT 1)),
+                0)::float8 AS seconds
+  FROM checkpoints WHERE name = $1
 """
 
 

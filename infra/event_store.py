@@ -204,3 +204,45 @@ async def read_feed(
         limit,
     )
     return [_recorded(r) for r in rows]
+
+
+class FeedHead(msgspec.Struct, frozen=True):
+    """Which stream of which project an event of the feed touched, and what it was."""
+
+    project_id: str
+    stream_id: str
+    type: str
+
+
+_VISIBLE = "txid < pg_snapshot_xmin(pg_current_snapshot())"
+
+
+async def feed_end(db: asyncpg.Connection | asyncpg.Pool) -> Checkpoint:
+    """The checkpoint of the newest event the feed shows now (the start: none yet)."""
+    row = await db.fetchrow(
+        f"SELECT txid::text::bigint AS txid, position FROM events WHERE {_VISIBLE}"
+        " ORDER BY events.txid DESC, events.position DESC LIMIT 1"
+    )
+    return Checkpoint() if row is None else Checkpoint(row["txid"], row["position"])
+
+
+async def feed_heads(
+    db: asyncpg.Connection | asyncpg.Pool, after: Checkpoint, limit: int
+) -> tuple[list[FeedHead], Checkpoint]:
+    """What the next `limit` feed events after `after` touched (not their data), and the
+    checkpoint after them: `read_feed`'s order and its rule for late commits."""
+    rows = await db.fetch(
+        f"""SELECT txid::text::bigint AS txid, position, project_id, stream_id, type
+              FROM events
+             WHERE (txid, position) > ($1::text::xid8, $2) AND {_VISIBLE}
+             ORDER BY events.txid, events.position
+             LIMIT $3""",
+        str(after.txid),
+        after.position,
+        limit,
+    )
+    if not rows:
+        return [], after
+    last = rows[-1]
+    heads = [FeedHead(r["project_id"], r["stream_id"], r["type"]) for r in rows]
+    return heads, Checkpoint(last["txid"], last["position"])

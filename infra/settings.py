@@ -26,6 +26,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # HS256 secret for `Authorization: Bearer <JWT>`; JWTs are refused while unset.
     jwt_secret: str | None = None
     jwt_audience: str = "taskstream"
+    # Signs the dashboard's session cookies and CSRF tokens; every gateway replica needs the
+    # same one. Unset: `taskstream dev`/`gateway` keep a generated one in data_dir/ui_session_key
+    # (and a gateway built without either signs with a random key of its own).
+    ui_session_key: str | None = None
     jwt_issuer: str | None = None
     # AES-256-GCM key (base64url of 32 bytes) sealing header values, webhook and notify secrets
     # (docs/secrets.md). Unset: the key file `secrets.key` in data_dir, which `taskstream dev`

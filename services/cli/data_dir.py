@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -102,6 +103,20 @@ async def ensure_default_project(conn: asyncpg.Connection, data_dir: Path) -> st
         key = await add_key(conn, project_id, label="credentials.json")
     write_credentials(data_dir, project_id, key)
     return key
+
+
+def ensure_ui_session_key(settings: Settings, data_dir: Path) -> Settings:
+    """`settings` with a dashboard session key: the configured one, else the data directory's
+    (generated on first start, readable by its owner only), so sessions survive restarts."""
+    if settings.ui_session_key:
+        return settings
+    path = data_dir / "ui_session_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+    return msgspec.structs.replace(settings, ui_session_key=path.read_text().strip())
 
 
 @contextlib.contextmanager

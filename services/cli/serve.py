@@ -28,6 +28,7 @@ from services.cli.data_dir import (
     database,
     database_url,
     ensure_default_project,
+    ensure_ui_session_key,
     migrate_dsn,
     record_kafka,
     with_secrets_key,
@@ -161,6 +162,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     load_handler_modules(args.handlers)
     data_dir = Path(args.data_dir or settings.data_dir).expanduser().resolve()
     settings = with_secrets_key(settings, data_dir, create=True)
+    settings = ensure_ui_session_key(settings, data_dir)
     dsn, stop_db = database_url(settings, data_dir)
     broker, stop_broker = broker_for(settings, data_dir)
     settings, kafka, stop_kafka = kafka_for_dev(settings)
@@ -205,6 +207,7 @@ def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     with database(args, settings) as (data_dir, dsn):
         settings = with_secrets_key(settings, data_dir)
+        settings = ensure_ui_session_key(settings, data_dir)
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(_serve(settings, dsn, data_dir, host=host, port=port, broker=None))
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,6 +29,8 @@ from services.surfaces.kit.request_metrics import observe_requests
 from services.surfaces.kit.surface import Surface, mount_surface
 from services.surfaces.messages_surface import routes as messages
 from services.surfaces.publish_surface import routes as publish
+from services.surfaces.ui_surface.surface import MOUNT as UI_MOUNT
+from services.surfaces.ui_surface.surface import build_ui_app
 from services.tasks.service import TaskService
 
 # The surfaces at the root, beside /api (a sub-application of its own). A new surface joins
@@ -81,6 +84,8 @@ def build_app(settings: Settings, pool: asyncpg.Pool) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.add_subapp(MOUNT, build_api_app())
+    ui_key = settings.ui_session_key or secrets.token_urlsafe(32)
+    app.add_subapp(UI_MOUNT, build_ui_app(ui_key.encode()))
     add_metrics_route(app, pool_connect(pool))
     for surface in ROOT_SURFACES:
         mount_surface(app, surface, settings)

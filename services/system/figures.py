@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from services.system import schemas as ss
 
@@ -116,3 +117,98 @@ async def metric_series(
         },
         meta=ss.MetricsMetaOut(period=period, start_time=times[0], end_time=times[-1]),
     )
+
+
+class Overview(msgspec.Struct, frozen=True, kw_only=True):
+    """The dashboard's headline counts of one project."""
+
+    due: int
+    running: int
+    failed: int
+    paused: int
+
+
+# Counts by status from the (project_id, status) index alone (an index-only scan: no wide row
+# is read); "due" from the due index, whose rows are only the active tasks with a next run.
+_STATUS_COUNTS = """
+SELECT status, count(*) AS n FROM task_view
+ WHERE project_id = $1 AND lifecycle <> 'deleted' GROUP BY status
+"""
+_DUE = """
+SELECT count(*) FROM task_view
+ WHERE lifecycle = 'active' AND next_run_at IS NOT NULL AND next_run_at <= now()
+   AND project_id = $1 AND status IN ('pending', 'retrying')
+"""
+
+
+async def overview_counts(pool: asyncpg.Pool, project_id: str) -> Overview:
+    """Due now (waiting for a scheduler), in flight, failed for good, paused."""
+    async with pool.acquire() as conn:
+        counts = {r["status"]: int(r["n"]) for r in await conn.fetch(_STATUS_COUNTS, project_id)}
+        due = int(await conn.fetchval(_DUE, project_id))
+    return Overview(
+        due=due,
+        running=counts.get("dispatched", 0) + counts.get("running", 0),
+        failed=counts.get("failed", 0),
+        paused=counts.get("paused", 0),
+    )
+
+
+class Lateness(msgspec.Struct, frozen=True, kw_only=True):
+    """Due -> dispatched of the recent dispatches, in milliseconds (None: there were none)."""
+
+    p50_ms: float | None
+    p99_ms: float | None
+    samples: int
+
+
+# The newest events of the project, read back along (project_id, position): bounded work however
+# long the log is. A busy project's hour holds more than this; its percentiles are then those of
+# its latest LATENESS_WINDOW events.
+LATENESS_WINDOW = 5000
+
+_LATENESS = """
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99,
+       count(*) AS samples
+  FROM (SELECT EXTRACT(EPOCH FROM (data->>'at')::timestamptz
+                                  - (data->>'due_at')::timestamptz) * 1000 AS ms
+          FROM (SELECT type, data, recorded_at FROM events WHERE project_id = $1
+                 ORDER BY position DESC LIMIT $2) recent
+         WHERE type = 'task.dispatched' AND recorded_at > now() - interval '1 hour') d
+"""
+
+
+async def recent_lateness(pool: asyncpg.Pool, project_id: str) -> Lateness:
+    """Lateness p50/p99 of the last hour's dispatches (within the newest LATENESS_WINDOW events)."""
+    row = await pool.fetchrow(_LATENESS, project_id, LATENESS_WINDOW)
+    p50, p99 = row["p50"], row["p99"]
+    return Lateness(
+        p50_ms=None if p50 is None else round(float(p50), 1),
+        p99_ms=None if p99 is None else round(float(p99), 1),
+        samples=int(row["samples"]),
+    )
+
+
+class MinuteCount(msgspec.Struct, frozen=True, kw_only=True):
+    minute: datetime
+    completed: int
+    failed: int
+
+
+_MINUTES = """
+SELECT g.minute, COALESCE(m.completed, 0) AS completed, COALESCE(m.failed, 0) AS failed
+  FROM generate_series(date_trunc('minute', now()) - ($2 - 1) * interval '1 minute',
+                       date_trunc('minute', now()), interval '1 minute') AS g(minute)
+  LEFT JOIN metrics_view m ON m.project_id = $1 AND m.minute = g.minute
+ ORDER BY g.minute
+"""
+
+
+async def throughput_minutes(
+    pool: asyncpg.Pool, project_id: str, minutes: int = 60
+) -> list[MinuteCount]:
+    """Runs finished per minute over the last `minutes` (the projector's metrics view)."""
+    rows = await pool.fetch(_MINUTES, project_id, minutes)
+    return [MinuteCount(minute=r["minute"], completed=r["completed"], failed=r["failed"])
+            for r in rows]  # fmt: skip

@@ -22,6 +22,14 @@ COVERED = ("/api/tasks", "/api/webhooks", "/api/workers", "/api/system", "/jobs"
 EXCLUDED = {
     # The client updates with PATCH; PUT is the same partial update under another verb.
     ("PUT", "/api/tasks/{id}"): "same handler as PATCH",
+    # The history endpoints of issue 14 (the dashboard's); the client does not speak them yet.
+    ("GET", "/api/tasks/{id}/events"): "history API, not in the client yet",
+    ("GET", "/api/tasks/{id}/schedule"): "history API, not in the client yet",
+    ("GET", "/api/dead-letters"): "history API, not in the client yet",
+    ("POST", "/api/dead-letters/retry"): "history API, not in the client yet",
+    ("POST", "/api/webhooks/{id}/deliveries/{delivery_id}/redeliver"): (
+        "history API, not in the client yet"
+    ),
 }
 Schema = dict[str, Any]
 

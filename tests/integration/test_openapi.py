@@ -8,6 +8,7 @@ import asyncpg
 from openapi_spec_validator import validate
 
 from services.gateway.app import ROOT_SURFACES, gateway_document
+from services.surfaces.api_surface.history import HISTORY_ROUTES
 from services.surfaces.api_surface.surface import SURFACE as API_SURFACE
 from services.surfaces.api_surface.tasks import ROUTES
 from tests.integration.api_harness import running_api
@@ -26,9 +27,13 @@ async def test_openapi_document_is_valid_and_complete(pool: asyncpg.Pool) -> Non
             assert r.status == 200
     validate(doc)
     assert doc["openapi"] == "3.1.0"
-    for route in ROUTES:
+    for route in ROUTES + HISTORY_ROUTES:
         operation = doc["paths"]["/api" + route.path][route.method.lower()]
         assert str(route.status) in operation["responses"]
+    redeliver = doc["paths"]["/api/webhooks/{id}/deliveries/{delivery_id}/redeliver"]["post"]
+    assert "202" in redeliver["responses"] and "404" in redeliver["responses"]
+    runs = doc["paths"]["/api/tasks/{id}/runs"]["get"]["responses"]["200"]
+    assert runs["content"]["application/json"]["schema"]["$ref"].endswith("RunsEnvelope")
     create = doc["paths"]["/api/tasks"]["post"]
     ref = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]

@@ -123,6 +123,9 @@ class Run(Model, kw_only=True):
     duration_ms: float | None = None
     error: str | None = None
     reason: str | None = None
+    lateness_ms: float = 0.0  # due -> dispatched
+    http_status: int | None = None  # an HTTP action's answer
+    final: bool | None = None  # for a failure: whether the task gave up
 
 
 class LogLine(Model, kw_only=True):

@@ -242,15 +242,18 @@ class RunOut(msgspec.Struct, kw_only=True):
 
     run_id: str
     attempt: int
-    status: Literal["dispatched", "running", "completed", "failed"]
+    status: Literal["dispatched", "running", "completed", "failed", "cancelled"]
     due_at: datetime
     dispatched_at: datetime
+    lateness_ms: float
     started_at: datetime | None
     finished_at: datetime | None
     worker_id: str | None
     duration_ms: float | None
     error: str | None
     reason: str | None
+    http_status: int | None
+    final: bool | None
 
 
 class RunsEnvelope(msgspec.Struct, kw_only=True):

@@ -7,6 +7,7 @@ import re
 from aiohttp import web
 
 from services.surfaces.api_surface import schemas as s
+from services.surfaces.api_surface.history import HISTORY_ROUTES
 from services.surfaces.api_surface.system import SYSTEM_ROUTES
 from services.surfaces.api_surface.tasks import ROUTES
 from services.surfaces.api_surface.webhooks import WEBHOOK_ROUTES
@@ -15,7 +16,7 @@ from services.surfaces.kit.http_json import respond
 from services.surfaces.kit.openapi import add_docs_routes, openapi_document
 from services.surfaces.kit.problems import HttpProblem
 from services.surfaces.kit.route_table import Handler, add_routes
-from services.surfaces.kit.surface import Surface, authenticate, problem_of
+from services.surfaces.kit.surface import Surface, authenticate, problem_pages
 
 MOUNT = "/api"
 API_VERSION = "1.0"
@@ -31,16 +32,7 @@ def render(problem: HttpProblem) -> web.Response:
     return respond(body, status=problem.status, headers=problem.headers)
 
 
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return render(problem_of(request, exc))
-    except Exception as exc:  # every failure takes seed 002's shape
-        return render(problem_of(request, exc))
+errors = problem_pages(lambda _request, problem: render(problem))
 
 
 @web.middleware
@@ -62,7 +54,7 @@ async def authenticated(request: web.Request, handler: Handler) -> web.StreamRes
     return response
 
 
-API_ROUTES = ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES + SYSTEM_ROUTES
+API_ROUTES = ROUTES + HISTORY_ROUTES + WEBHOOK_ROUTES + WORKER_ROUTES + SYSTEM_ROUTES
 SURFACE = Surface("api", API_ROUTES, render, s.ErrorEnvelope, prefix=MOUNT)
 
 

@@ -8,6 +8,7 @@ import msgspec
 
 from services.surfaces.api_surface.schemas import Body, PageMeta, PageSize
 from services.surfaces.kit.paging import PageNumber
+from services.webhooks.queries import AttemptRow, Redelivery
 
 
 class WebhookCreate(Body):
@@ -41,21 +42,21 @@ class WebhookListEnvelope(msgspec.Struct, kw_only=True):
     meta: PageMeta
 
 
-class DeliveryAttemptOut(msgspec.Struct, kw_only=True):
-    delivery_id: str
-    event_id: str
-    event_type: str
-    status: str
-    attempt: int
-    attempted_at: datetime
-    status_code: int | None
-    error: str | None
-    duration_ms: float
+class DeliveryAttemptOut(AttemptRow, frozen=True, kw_only=True):
+    """One attempt of one delivery; `status` is the delivery's (pending, succeeded, failed)."""
 
 
 class DeliveryAttemptsEnvelope(msgspec.Struct, kw_only=True):
     data: list[DeliveryAttemptOut]
     meta: PageMeta
+
+
+class RedeliveryOut(Redelivery, frozen=True, kw_only=True):
+    """The delivery, due again now."""
+
+
+class RedeliveryEnvelope(msgspec.Struct, kw_only=True):
+    data: RedeliveryOut
 
 
 class WebhookDeleted(msgspec.Struct, kw_only=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 from aiohttp import web
 
 from domain.webhook_policy import SUPPORTED_EVENTS
@@ -18,20 +19,28 @@ from services.surfaces.kit.request_body import read_json
 from services.surfaces.kit.route_table import Route
 from services.surfaces.kit.surface import project_of
 from services.webhooks.notify_secrets import fresh_secret, notify_secret
+from services.webhooks.queries import (
+    ENDPOINT_COLUMNS,
+    EndpointRow,
+    delivery_attempts,
+    endpoint_row,
+    list_endpoints,
+    owns_endpoint,
+    redeliver,
+)
 
 MAX_ENDPOINTS_PER_PROJECT = 50
-_COLUMNS = "endpoint_id, url, events, description, created_at, disabled_at, disabled_reason"
 
 
-def _out(row: dict[str, object]) -> w.WebhookOut:
+def _out(row: EndpointRow) -> w.WebhookOut:
     return w.WebhookOut(
-        id=str(row["endpoint_id"]),
-        url=str(row["url"]),
-        events=list(row["events"]),  # type: ignore[call-overload]
-        description=row["description"],  # type: ignore[arg-type]
-        created_at=row["created_at"],  # type: ignore[arg-type]
-        disabled_at=row["disabled_at"],  # type: ignore[arg-type]
-        disabled_reason=row["disabled_reason"],  # type: ignore[arg-type]
+        id=row.endpoint_id,
+        url=row.url,
+        events=row.events,
+        description=row.description,
+        created_at=row.created_at,
+        disabled_at=row.disabled_at,
+        disabled_reason=row.disabled_reason,
     )
 
 
@@ -62,7 +71,7 @@ async def create_handler(request: web.Request) -> web.Response:
     secret, endpoint_id = fresh_secret(), f"wh_{uuid.uuid4().hex}"
     row = await ctx.pool.fetchrow(
         f"INSERT INTO webhook_endpoints (endpoint_id, project_id, url, secret, events, description)"
-        f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}",
+        f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ENDPOINT_COLUMNS}",
         endpoint_id,
         project,
         body.url,
@@ -70,7 +79,7 @@ async def create_handler(request: web.Request) -> web.Response:
         sorted(set(body.events)),
         body.description,
     )
-    out = _out(dict(row))
+    out = _out(endpoint_row(row))
     created = w.WebhookCreated(**{f: getattr(out, f) for f in out.__struct_fields__}, secret=secret)
     return respond(w.WebhookCreatedEnvelope(data=created), status=201)
 
@@ -78,20 +87,11 @@ async def create_handler(request: web.Request) -> web.Response:
 async def list_handler(request: web.Request) -> web.Response:
     query = read_query(request, w.PageQuery)
     limit, offset = _page(query)
-    ctx = context_of(request)
-    project = project_of(request)
-    total = await ctx.pool.fetchval(
-        "SELECT count(*) FROM webhook_endpoints WHERE project_id = $1 AND task_id IS NULL", project
-    )
-    rows = await ctx.pool.fetch(
-        f"SELECT {_COLUMNS} FROM webhook_endpoints WHERE project_id = $1 AND task_id IS NULL"
-        " ORDER BY created_at, endpoint_id LIMIT $2 OFFSET $3",
-        project,
-        limit,
-        offset,
+    rows, total = await list_endpoints(
+        context_of(request).pool, project_of(request), limit=limit, offset=offset
     )
     meta = page_meta(query.page, limit, total)
-    return respond(w.WebhookListEnvelope(data=[_out(dict(r)) for r in rows], meta=meta))
+    return respond(w.WebhookListEnvelope(data=[_out(r) for r in rows], meta=meta))
 
 
 async def delete_handler(request: web.Request) -> web.Response:
@@ -116,29 +116,29 @@ async def deliveries_handler(request: web.Request) -> web.Response:
     limit, offset = _page(query)
     ctx = context_of(request)
     endpoint = request.match_info["id"]
-    owner = await ctx.pool.fetchval(
-        "SELECT project_id FROM webhook_endpoints WHERE endpoint_id = $1", endpoint
-    )
-    if owner != project_of(request):
+    if not await owns_endpoint(ctx.pool, project_of(request), endpoint):
         raise HttpProblem(404, "not_found", "webhook endpoint not found")
-    total = await ctx.pool.fetchval(
-        "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d USING (delivery_id)"
-        " WHERE d.endpoint_id = $1",
-        endpoint,
-    )
-    rows = await ctx.pool.fetch(
-        "SELECT d.delivery_id, d.event_id::text, d.event_type, d.status, a.attempt,"
-        " a.attempted_at, a.status_code, a.error, a.duration_ms"
-        " FROM webhook_attempts a JOIN webhook_deliveries d USING (delivery_id)"
-        " WHERE d.endpoint_id = $1 ORDER BY a.attempted_at DESC, a.attempt DESC"
-        " LIMIT $2 OFFSET $3",
-        endpoint,
-        limit,
-        offset,
-    )
+    rows, total = await delivery_attempts(ctx.pool, endpoint, limit=limit, offset=offset)
     meta = page_meta(query.page, limit, total)
     return respond(
-        w.DeliveryAttemptsEnvelope(data=[w.DeliveryAttemptOut(**dict(r)) for r in rows], meta=meta)
+        w.DeliveryAttemptsEnvelope(
+            data=[w.DeliveryAttemptOut(**msgspec.structs.asdict(r)) for r in rows], meta=meta
+        )
+    )
+
+
+async def redeliver_handler(request: web.Request) -> web.Response:
+    queued = await redeliver(
+        context_of(request).pool,
+        project_of(request),
+        request.match_info["id"],
+        request.match_info["delivery_id"],
+    )
+    if queued is None:
+        raise HttpProblem(404, "not_found", "webhook delivery not found")
+    return respond(
+        w.RedeliveryEnvelope(data=w.RedeliveryOut(**msgspec.structs.asdict(queued))),
+        status=202,
     )
 
 
@@ -167,6 +167,9 @@ WEBHOOK_ROUTES = [
     Route("GET", "/webhooks/{id}/deliveries", deliveries_handler,
           "Delivery attempts to one endpoint, newest first", w.DeliveryAttemptsEnvelope,
           query=w.PageQuery, errors=(401, 404, 422), tags=("webhooks",)),
+    Route("POST", "/webhooks/{id}/deliveries/{delivery_id}/redeliver", redeliver_handler,
+          "Queue one more attempt of a delivery now (same webhook-id and payload)",
+          w.RedeliveryEnvelope, status=202, errors=(401, 404), tags=("webhooks",)),
     Route("GET", "/webhooks/notify-secret", notify_secret_handler,
           "The secret that signs per-task notify_url deliveries", w.NotifySecretEnvelope,
           errors=(401,), tags=("webhooks",)),

@@ -101,6 +101,25 @@ def admit(request: web.Request, principal: Principal) -> dict[str, str]:
     return verdict.headers()
 
 
+def problem_pages(
+    render: Callable[[web.Request, HttpProblem], web.StreamResponse],
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """A middleware answering every failure below it with `render` (redirects pass through)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return render(request, problem_of(request, exc))
+        except Exception as exc:  # every failure takes the surface's shape
+            return render(request, problem_of(request, exc))
+
+    return middleware
+
+
 Authenticate = Callable[[web.Request], Awaitable[dict[str, str]]]
 
 
