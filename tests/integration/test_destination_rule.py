@@ -19,7 +19,7 @@ from infra.egress_guard import parse_allow_list
 from infra.group_commit import GroupCommitter
 from services.runs.executor import RunExecutor
 from services.tasks.service import TaskService
-from tests.integration.api_harness import Api, running_api
+from tests.integration.api_harness import Api, running_api, session_secret_store
 from tests.integration.receiver import running_receiver
 from tests.integration.test_agent_tasks import agent_task
 from tests.integration.test_api_tasks import http_task
@@ -149,7 +149,12 @@ async def test_a_destination_refused_at_call_time_fails_for_good_without_retries
     # The gateway's rule let the address in (its allow-list), the worker's guard does not: the
     # call is refused at connect time, once, and the run is not retried.
     committer = GroupCommitter(pool, max_batch=64, flushers=2)
-    tasks = TaskService(pool, committer, egress_allow=parse_allow_list("127.0.0.0/8"))
+    tasks = TaskService(
+        pool,
+        committer,
+        secrets=session_secret_store(pool),
+        egress_allow=parse_allow_list("127.0.0.0/8"),
+    )
     try:
         async with running_receiver() as receiver, EgressClient("") as strict:
             executor = RunExecutor(pool, tasks, strict, worker_id="w-test", lease_seconds=3.0,
